@@ -1,0 +1,59 @@
+"""The ``perturb`` command line: thin parsing around the library API.
+
+Each subcommand lives in its own module under :mod:`perturb.commands` and defines
+``register(subparsers)``, which adds its parser and sets ``func`` to a function taking the
+parsed arguments and returning an exit status.  Adding a command is adding one file.
+
+Errors in user input (:class:`perturb.errors.PerturbError`) print one line,
+``perturb: error: ...``, and exit with status 2; argparse usage errors exit 2 as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__
+from .errors import PerturbError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perturb",
+        description="Derivation engine for wide neural networks: infinite-width kernels, "
+        "1/n corrections, exact finite-width statistics.",
+    )
+    parser.add_argument("--version", action="version", version=f"perturb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``perturb`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        status = args.func(args)
+    except PerturbError as exc:
+        print(f"perturb: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("perturb: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `perturb ... | head`
+        return 0
+    return int(status or 0)

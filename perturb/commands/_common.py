@@ -1,0 +1,112 @@
+"""Shared argument parsing and output helpers for the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from ..errors import PerturbError
+
+
+def float_list(text: str) -> list[float]:
+    """Parse ``"1,0.5,-0.3"`` into floats (argparse ``type``)."""
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    if not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"numbers must be finite, got {text!r}")
+    return vals
+
+
+def width_list(text: str) -> list[int]:
+    """Parse ``"16,16,16"`` into positive integer widths (argparse ``type``)."""
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one width")
+    bad = [v for v in vals if v < 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {bad[0]}")
+    return vals
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def add_network_args(p: argparse.ArgumentParser, *, activation_default: str | None = None) -> None:
+    """--activation, --cw, --cb (the spellings every command shares)."""
+    p.add_argument("--activation", required=activation_default is None, default=activation_default,
+                   help="activation name (relu, leaky_relu:A, tanh, erf, ...) or SymPy expression in z")
+    p.add_argument("--cw", type=float, default=1.0, help="weight variance C_W (default 1)")
+    p.add_argument("--cb", type=float, default=0.0, help="bias variance C_b (default 0)")
+
+
+def add_dps_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dps", type=positive_int, default=None,
+                   help="evaluate with mpmath at D significant digits; numbers print as strings")
+
+
+def to_jsonable(value: Any, dps: int | None = None) -> Any:
+    """Convert numbers/arrays/mpf (nested) to JSON: floats, or D-digit strings when dps is set."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v, dps) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, dps) for v in value]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v, dps) for v in value.tolist()] if value.ndim else to_jsonable(value.item(), dps)
+    if isinstance(value, (mpmath.mpf, mpmath.mpc)):
+        return mpmath.nstr(value, dps) if dps else float(value)
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if not math.isfinite(f):
+            raise PerturbError(f"result is not finite ({f}); refusing to print it as a number")
+        if dps:
+            return mpmath.nstr(mpmath.mpf(f), dps)
+        return f
+    try:
+        import sympy as sp
+
+        if isinstance(value, sp.Basic):
+            if value.is_number:
+                return to_jsonable(mpmath.mpf(sp.N(value, (dps or 17) + 5)), dps) if dps else float(value)
+            return str(value)
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def emit_json(obj: Any, dps: int | None = None) -> None:
+    json.dump(to_jsonable(obj, dps), sys.stdout, indent=2)
+    sys.stdout.write("\n")

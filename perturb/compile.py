@@ -1,0 +1,117 @@
+"""The one bridge from SymPy to numbers.
+
+Every symbolic result of perturb (kernels, finite-width corrections, exact moments) is turned
+into a callable here and nowhere else: :func:`compile_expr` wraps :func:`sympy.lambdify` with
+explicit module namespaces (numpy has no vectorised ``erf``: it comes from ``scipy.special``)
+and common-subexpression elimination, and returns a :class:`Compiled` object that is cheap to
+call many times.
+
+>>> import sympy as sp
+>>> x = sp.Symbol("x")
+>>> f = compile_expr(sp.erf(x) ** 2 + x, [x])
+>>> round(float(f(0.5)), 12)
+0.770920122803
+>>> import mpmath
+>>> mpmath.nstr(f.mpmath(0.5, dps=30), 25)   # evaluated at 30 digits
+'0.7709201228033963753793357'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import mpmath
+import numpy as np
+import scipy.special as sc
+import sympy as sp
+
+__all__ = ["Compiled", "compile_expr", "NUMPY_MODULES", "MPMATH_MODULES"]
+
+
+def _np_heaviside(x, h0=0.5):
+    return np.heaviside(x, h0)
+
+
+#: functions numpy lacks, mapped to vectorised scipy equivalents
+NUMPY_MODULES: list[Any] = [
+    {
+        "erf": sc.erf,
+        "erfc": sc.erfc,
+        "erfinv": sc.erfinv,
+        "gamma": sc.gamma,
+        "loggamma": sc.gammaln,
+        "polygamma": sc.polygamma,
+        "digamma": sc.digamma,
+        "Heaviside": _np_heaviside,
+        "expit": sc.expit,
+        "binomial": sc.binom,
+    },
+    "numpy",
+]
+
+
+def _mp_heaviside(x, h0=mpmath.mpf(1) / 2):
+    return mpmath.mpf(0) if x < 0 else (mpmath.mpf(1) if x > 0 else h0)
+
+
+def _mp_sign(x):
+    return mpmath.sign(x)
+
+
+MPMATH_MODULES: list[Any] = [
+    {"Heaviside": _mp_heaviside, "sign": _mp_sign, "loggamma": mpmath.loggamma},
+    "mpmath",
+]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A SymPy expression compiled for numpy (vectorised) and for mpmath (any precision).
+
+    Call it like a function of ``args`` (numpy arrays broadcast); use :meth:`mpmath` for a
+    high-precision value computed inside ``mpmath.workdps(dps)``.
+    """
+
+    expr: sp.Expr
+    args: tuple[sp.Symbol, ...]
+    _np: Callable = field(repr=False, compare=False)
+    _mp: Callable | None = field(default=None, repr=False, compare=False)
+
+    def __call__(self, *values):
+        out = self._np(*values)
+        if np.ndim(out) == 0 and any(np.ndim(v) for v in values):
+            out = np.broadcast_to(out, np.broadcast(*values).shape).copy()
+        return out
+
+    def mpmath(self, *values, dps: int = 30):
+        """Evaluate at ``dps`` significant digits (mpmath), without touching global precision."""
+        fn = self._mp
+        if fn is None:
+            fn = sp.lambdify(self.args, self.expr, modules=MPMATH_MODULES)
+            object.__setattr__(self, "_mp", fn)
+        with mpmath.workdps(dps):
+            vals = [mpmath.mpmathify(v) if not isinstance(v, mpmath.mpf) else v for v in values]
+            return +fn(*vals)
+
+    def __repr__(self) -> str:
+        names = ", ".join(str(a) for a in self.args)
+        text = str(self.expr)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        return f"Compiled(({names}) -> {text})"
+
+
+def compile_expr(expr: sp.Expr, args: Sequence[sp.Symbol], *, cse: bool = True) -> Compiled:
+    """Compile ``expr`` as a function of ``args`` (numpy backend, plus lazy mpmath backend)."""
+    args = tuple(args)
+    expr = sp.sympify(expr)
+    extra = expr.free_symbols - set(args)
+    if extra:
+        names = ", ".join(sorted(str(s) for s in extra))
+        from .errors import PerturbError
+
+        raise PerturbError(f"cannot compile: free symbols {names} are not among the arguments")
+    fn = sp.lambdify(args, expr, modules=NUMPY_MODULES, cse=cse)
+    return Compiled(expr=expr, args=args, _np=fn)

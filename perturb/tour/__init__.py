@@ -1,0 +1,77 @@
+"""``perturb tour``: a short showcase of every capability, on defaults that need no input.
+
+Sections are modules in this package named ``sNN_topic.py`` (run in order of ``NN``), each
+defining ``TITLE`` and ``run(ctx) -> list[str]``: it writes its outputs (JSON, LaTeX,
+figures) under ``ctx.out`` and returns the summary lines printed to the terminal.  Adding a
+capability to the tour is adding one file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TourContext", "run_tour", "sections"]
+
+
+@dataclass
+class TourContext:
+    """What a tour section gets: the output folder and a place to record files written."""
+
+    out: Path
+    quick: bool = False
+    files: list[str] = field(default_factory=list)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        from ..commands._common import to_jsonable
+
+        path = self.out / name
+        path.write_text(json.dumps(to_jsonable(data), indent=2) + "\n")
+        self.files.append(name)
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.out / name
+        path.write_text(text)
+        self.files.append(name)
+        return path
+
+    def path(self, name: str) -> Path:
+        """A path under the output folder for a file the section writes itself (figures)."""
+        self.files.append(name)
+        return self.out / name
+
+
+def sections() -> list:
+    mods = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("s") and info.name[1:3].isdigit():
+            mods.append(importlib.import_module(f"{__name__}.{info.name}"))
+    return mods
+
+
+def run_tour(out: str | Path = "perturb-tour", *, quick: bool = False, only: list[str] | None = None,
+             stream=None) -> TourContext:
+    """Run every tour section, writing outputs under ``out``; print a readable summary."""
+    stream = stream or sys.stdout
+    ctx = TourContext(out=Path(out), quick=quick)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    print(f"perturb tour — outputs in {ctx.out.resolve()}", file=stream)
+    for mod in sections():
+        name = mod.__name__.rsplit(".", 1)[-1]
+        if only and not any(o in name for o in only):
+            continue
+        t0 = time.perf_counter()
+        print(f"\n== {mod.TITLE} ==", file=stream)
+        for line in mod.run(ctx):
+            print(f"  {line}", file=stream)
+        print(f"  ({time.perf_counter() - t0:.1f} s)", file=stream)
+        stream.flush()
+    print(f"\nwrote {len(ctx.files)} files: {', '.join(ctx.files)}", file=stream)
+    return ctx
