@@ -85,12 +85,16 @@ class Compiled:
             out = np.broadcast_to(out, np.broadcast(*values).shape).copy()
         return out
 
+    @property
+    def mp_function(self) -> Callable:
+        """The raw mpmath-backend function (evaluates at the caller's working precision)."""
+        if self._mp is None:
+            object.__setattr__(self, "_mp", sp.lambdify(self.args, self.expr, modules=MPMATH_MODULES))
+        return self._mp
+
     def mpmath(self, *values, dps: int = 30):
         """Evaluate at ``dps`` significant digits (mpmath), without touching global precision."""
-        fn = self._mp
-        if fn is None:
-            fn = sp.lambdify(self.args, self.expr, modules=MPMATH_MODULES)
-            object.__setattr__(self, "_mp", fn)
+        fn = self.mp_function
         with mpmath.workdps(dps):
             vals = [mpmath.mpmathify(v) if not isinstance(v, mpmath.mpf) else v for v in values]
             return +fn(*vals)

@@ -1,0 +1,21 @@
+"""Gaussian expectations ``<f>_K``: the symbolic atom and its three evaluators.
+
+* :mod:`~perturb.gaussian.atom` — ``E(f, K)``, the immutable SymPy node;
+* :mod:`~perturb.gaussian.closed` — the closed-form registry (ReLU family, erf and erf',
+  sin/cos, polynomials by Wick/Isserlis, piecewise polynomials);
+* :mod:`~perturb.gaussian.quadrature` — vectorised numeric quadrature (Gauss–Hermite for smooth
+  integrands, panels split at the kinks of piecewise ones, Mehler series for Gram matrices);
+* :mod:`~perturb.gaussian.precise` — mpmath at any number of digits;
+* :mod:`~perturb.gaussian.dispatch` — the dispatcher: :func:`expect` and :func:`evaluate`.
+"""
+
+from .atom import E, GaussianExpectation, integration_vars, wick, zvars
+
+__all__ = ["E", "GaussianExpectation", "integration_vars", "wick", "zvars"]
+from .closed import closed_form  # noqa: E402
+from .dispatch import closed_form_of, evaluate, expect, substitute_activation  # noqa: E402
+from .precise import expect_mpmath  # noqa: E402
+from .quadrature import expect_numeric, pair_gram  # noqa: E402
+
+__all__ += ["closed_form", "closed_form_of", "evaluate", "expect", "substitute_activation",
+            "expect_mpmath", "expect_numeric", "pair_gram"]

@@ -1,0 +1,283 @@
+"""Closed-form Gaussian expectations: a registry of two-point kernels and exact rules.
+
+What has a closed form here:
+
+* pure polynomials — Wick/Isserlis (done by the atom itself);
+* one-variable piecewise polynomials with their only kink at 0 (ReLU, step, leaky ReLU, abs,
+  times any powers of z): exact half-line Gaussian moments
+  ``∫_0^∞ t^k φ_K(t) dt = (2K)^{k/2} Γ((k+1)/2) / (2√π)``;
+* products ``g(z_1) h(z_2)`` (or ``g(z) h(z)`` on the diagonal) where g and h are linear
+  combinations of registered *primitives* — ``1, z, relu(±z), step(±z), erf(a z),
+  exp(-a z²)`` (erf's derivative), ``sin(a z), cos(a z)`` — through the two-point kernel
+  registry :data:`PAIR_KERNELS` (REFERENCE §1: arc-cosine kernels, Williams' erf kernel, ...).
+
+Everything is a SymPy expression in the covariance entries, so the same closed form serves
+symbolic derivations, compiled numpy and mpmath.  The registry is keyed by the unordered pair
+of primitive kinds; :func:`register_pair_kernel` adds one.
+
+>>> import sympy as sp
+>>> from perturb.activations import Z
+>>> K = sp.Symbol("K", positive=True)
+>>> closed_form(sp.Max(Z, 0)**2 * Z**2, K)
+3*K**2/2
+>>> closed_form(sp.erf(Z)**2, K)
+2*asin(2*K/(2*K + 1))/pi
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..activations import Z
+from .atom import integration_vars
+
+__all__ = ["Primitive", "PAIR_KERNELS", "register_pair_kernel", "closed_form", "decompose",
+           "pair_kernel_expr"]
+
+_pi = sp.pi
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A registered elementary function ``kind(scale * u)``."""
+
+    kind: str  # one, lin, relu, step, erf, gauss, sin, cos
+    scale: sp.Expr = sp.S.One
+
+
+# ---------------------------------------------------------------- decomposition into primitives
+
+
+def decompose(expr: sp.Expr, u: sp.Symbol) -> list[tuple[sp.Expr, Primitive]] | None:
+    """Write ``expr(u)`` as Σ c_i p_i(u) over primitives, or return None."""
+    out: list[tuple[sp.Expr, Primitive]] = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        coeff, rest = sp.S.One, []
+        for factor in sp.Mul.make_args(term):
+            if u in factor.free_symbols:
+                rest.append(factor)
+            else:
+                coeff *= factor
+        if len(rest) > 1:
+            return None
+        if not rest:
+            out.append((coeff, Primitive("one")))
+            continue
+        prims = _primitive(rest[0], u)
+        if prims is None:
+            return None
+        out.extend((coeff * c, p) for c, p in prims)
+    return out
+
+
+def _linear_scale(arg: sp.Expr, u: sp.Symbol) -> sp.Expr | None:
+    """a if arg == a*u with a a nonzero number, else None."""
+    a = sp.simplify(arg / u)
+    if a.free_symbols or a == 0:
+        return None
+    return a
+
+
+def _primitive(f: sp.Expr, u: sp.Symbol) -> list[tuple[sp.Expr, Primitive]] | None:
+    if f == u:
+        return [(sp.S.One, Primitive("lin"))]
+    if isinstance(f, (sp.Max, sp.Min)) and len(f.args) == 2 and 0 in f.args:
+        other = f.args[0] if f.args[1] == 0 else f.args[1]
+        a = _linear_scale(other, u)
+        if a is None or not a.is_real:
+            return None
+        s = sp.sign(a)
+        if isinstance(f, sp.Max):  # Max(0, a u) = |a| relu(sign(a) u)
+            return [(abs(a), Primitive("relu", s))]
+        return [(-abs(a), Primitive("relu", -s))]  # Min(0, a u) = -|a| relu(-sign(a) u)
+    if isinstance(f, sp.Abs):
+        a = _linear_scale(f.args[0], u)
+        if a is None:
+            return None
+        return [(abs(a), Primitive("relu", sp.S.One)), (abs(a), Primitive("relu", -sp.S.One))]
+    if isinstance(f, sp.Heaviside):
+        a = _linear_scale(f.args[0], u)
+        if a is None:
+            return None
+        return [(sp.S.One, Primitive("step", sp.sign(a)))]
+    if isinstance(f, sp.sign):
+        a = _linear_scale(f.args[0], u)
+        if a is None:
+            return None
+        s = sp.sign(a)
+        return [(sp.S.One, Primitive("step", s)), (-sp.S.One, Primitive("step", -s))]
+    if isinstance(f, sp.erf):
+        a = _linear_scale(f.args[0], u)
+        return None if a is None else [(sp.S.One, Primitive("erf", a))]
+    if isinstance(f, (sp.sin, sp.cos)):
+        a = _linear_scale(f.args[0], u)
+        return None if a is None else [(sp.S.One, Primitive(type(f).__name__, a))]
+    if isinstance(f, sp.exp):
+        a = sp.simplify(-f.args[0] / u**2)
+        if a.free_symbols or not (a.is_positive):
+            return None
+        return [(sp.S.One, Primitive("gauss", a))]
+    return None
+
+
+# ---------------------------------------------------------------- the two-point kernel registry
+# Each entry maps (s1, s2, a, b, rho) -> E[p(s1 u1) q(s2 u2)], (u1, u2) ~ N(0, [[a, c], [c, b]]),
+# rho = c / sqrt(a b).  Provenance: REFERENCE §1 (Cho & Saul arc-cosine kernels; Williams 1997 erf
+# kernel); the mixed entries follow by Stein's lemma E[u1 g(u2)] = c E[g'(u2)].
+
+PairFn = Callable[[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr], sp.Expr]
+PAIR_KERNELS: dict[tuple[str, str], PairFn] = {}
+MEANS: dict[str, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {}
+MEAN_DERIVATIVES: dict[str, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {}
+
+
+def register_pair_kernel(kind1: str, kind2: str, fn: PairFn) -> None:
+    """Register E[kind1(s1 u1) kind2(s2 u2)] as ``fn(s1, s2, a, b, rho)``."""
+    PAIR_KERNELS[(kind1, kind2)] = fn
+    if kind1 != kind2:
+        PAIR_KERNELS[(kind2, kind1)] = lambda s1, s2, a, b, r: fn(s2, s1, b, a, r)
+
+
+def _theta(r):
+    return sp.acos(r)
+
+
+# E[p(s u)], u ~ N(0, v)
+MEANS.update({
+    "one": lambda s, v: sp.S.One,
+    "lin": lambda s, v: sp.S.Zero,
+    "relu": lambda s, v: sp.sqrt(v / (2 * _pi)),
+    "step": lambda s, v: sp.S.Half,
+    "erf": lambda s, v: sp.S.Zero,
+    "gauss": lambda s, v: 1 / sp.sqrt(1 + 2 * s * v),
+    "sin": lambda s, v: sp.S.Zero,
+    "cos": lambda s, v: sp.exp(-s**2 * v / 2),
+})
+# E[d/du p(s u)], u ~ N(0, v)  (Stein's lemma partner of "lin")
+MEAN_DERIVATIVES.update({
+    "one": lambda s, v: sp.S.Zero,
+    "lin": lambda s, v: sp.S.One,
+    "relu": lambda s, v: s / 2,
+    "step": lambda s, v: sp.sign(s) / sp.sqrt(2 * _pi * v),
+    "erf": lambda s, v: s * 2 / sp.sqrt(_pi) / sp.sqrt(1 + 2 * s**2 * v),
+    "gauss": lambda s, v: sp.S.Zero,
+    "sin": lambda s, v: s * sp.exp(-s**2 * v / 2),
+    "cos": lambda s, v: sp.S.Zero,
+})
+
+for _k in MEANS:
+    register_pair_kernel("one", _k, lambda s1, s2, a, b, r, k=_k: MEANS[k](s2, b))
+for _k in MEAN_DERIVATIVES:
+    if _k != "one":
+        register_pair_kernel(
+            "lin", _k, lambda s1, s2, a, b, r, k=_k: r * sp.sqrt(a * b) * MEAN_DERIVATIVES[k](s2, b))
+
+register_pair_kernel(
+    "relu", "relu",
+    lambda s1, s2, a, b, r: sp.sqrt(a * b) / (2 * _pi)
+    * (sp.sqrt(1 - (s1 * s2 * r) ** 2) + (_pi - _theta(s1 * s2 * r)) * s1 * s2 * r))
+register_pair_kernel("step", "step", lambda s1, s2, a, b, r: (_pi - _theta(s1 * s2 * r)) / (2 * _pi))
+register_pair_kernel(
+    "relu", "step", lambda s1, s2, a, b, r: sp.sqrt(a) * (1 + s1 * s2 * r) / (2 * sp.sqrt(2 * _pi)))
+register_pair_kernel(
+    "erf", "erf",
+    lambda s1, s2, a, b, r: 2 / _pi
+    * sp.asin(2 * s1 * s2 * r * sp.sqrt(a * b) / sp.sqrt((1 + 2 * s1**2 * a) * (1 + 2 * s2**2 * b))))
+register_pair_kernel(
+    "gauss", "gauss",
+    lambda s1, s2, a, b, r: 1 / sp.sqrt((1 + 2 * s1 * a) * (1 + 2 * s2 * b) - 4 * s1 * s2 * r**2 * a * b))
+register_pair_kernel("erf", "gauss", lambda s1, s2, a, b, r: sp.S.Zero)  # odd x even
+register_pair_kernel(
+    "sin", "sin",
+    lambda s1, s2, a, b, r: sp.exp(-(s1**2 * a + s2**2 * b) / 2) * sp.sinh(s1 * s2 * r * sp.sqrt(a * b)))
+register_pair_kernel(
+    "cos", "cos",
+    lambda s1, s2, a, b, r: sp.exp(-(s1**2 * a + s2**2 * b) / 2) * sp.cosh(s1 * s2 * r * sp.sqrt(a * b)))
+register_pair_kernel("sin", "cos", lambda s1, s2, a, b, r: sp.S.Zero)  # odd x even
+register_pair_kernel("erf", "cos", lambda s1, s2, a, b, r: sp.S.Zero)
+register_pair_kernel("sin", "gauss", lambda s1, s2, a, b, r: sp.S.Zero)
+
+
+def pair_kernel_expr(g: sp.Expr, h: sp.Expr, a, b, rho) -> sp.Expr | None:
+    """E[g(u1) h(u2)] in terms of (a, b, rho) for g, h expressions in Z, or None."""
+    dg, dh = decompose(g, Z), decompose(h, Z)
+    if dg is None or dh is None:
+        return None
+    total = sp.S.Zero
+    for c1, p1 in dg:
+        for c2, p2 in dh:
+            fn = PAIR_KERNELS.get((p1.kind, p2.kind))
+            if fn is None:
+                return None
+            total += c1 * c2 * fn(p1.scale, p2.scale, a, b, rho)
+    return total
+
+
+# ---------------------------------------------------------------- closed forms of atoms
+
+
+def _half_moment(k: int, K) -> sp.Expr:
+    """∫_0^∞ t^k φ_K(t) dt."""
+    return (2 * K) ** sp.Rational(k, 2) * sp.gamma(sp.Rational(k + 1, 2)) / (2 * sp.sqrt(_pi))
+
+
+def _piecewise_polynomial(f: sp.Expr, K) -> sp.Expr | None:
+    t = sp.Symbol("t", positive=True)
+    total = sp.S.Zero
+    for side in (t, -t):
+        branch = sp.expand(f.subs(Z, side))
+        if not branch.is_polynomial(t):
+            return None
+        for (k,), coeff in sp.Poly(branch, t).terms():
+            total += coeff * _half_moment(k, K)
+    return sp.simplify(total)
+
+
+def _split_product(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """f = g * h with g, h each a factor built of primitives (for <g h>_K on the diagonal)."""
+    if isinstance(f, sp.Pow) and f.exp == 2:
+        return f.base, f.base
+    factors = sp.Mul.make_args(f)
+    if len(factors) == 2:
+        return factors[0], factors[1]
+    if len(factors) == 1:
+        return f, sp.S.One
+    return None
+
+
+def closed_form(f: sp.Expr, K) -> sp.Expr | None:
+    """A closed form of <f>_K (scalar K: f in z; 2×2 K: f in z_1, z_2), or None."""
+    f = sp.sympify(f)
+    zs = integration_vars(K)
+    if len(zs) == 1:
+        if not f.atoms(sp.core.function.AppliedUndef) and not f.has(sp.DiracDelta):
+            pp = _piecewise_polynomial(f, K)
+            if pp is not None:
+                return pp
+        split = _split_product(f)
+        if split is None:
+            return None
+        return pair_kernel_expr(split[0], split[1], K, K, sp.S.One)
+    if len(zs) != 2:
+        return None
+    z1, z2 = zs
+    g, h = sp.S.One, sp.S.One
+    for factor in sp.Mul.make_args(f):
+        fs = factor.free_symbols
+        if z1 in fs and z2 in fs:
+            return None
+        if z1 in fs:
+            g *= factor
+        elif z2 in fs:
+            h *= factor
+        else:
+            return None  # the atom has already pulled constants out
+    a, b, c = K[0, 0], K[1, 1], K[0, 1]
+    rho = sp.Symbol("rho_")
+    expr = pair_kernel_expr(g.subs(z1, Z), h.subs(z2, Z), a, b, rho)
+    if expr is None:
+        return None
+    return expr.subs(rho, c / sp.sqrt(a * b))
