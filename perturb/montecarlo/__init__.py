@@ -1,0 +1,43 @@
+"""The Monte Carlo laboratory: real finite-width random networks, estimators, verdicts.
+
+Simulation uses explicit weight matrices and biases (REFERENCE §0) — never the conditional
+Gaussian structure that the theory being tested relies on.  Estimators return
+:class:`Estimate` (value, stderr, n, dof); :func:`verdict` / :func:`assert_agrees` is the one
+rule for comparing any prediction with an estimate.
+
+>>> import numpy as np
+>>> from perturb.montecarlo import cumulant, assert_agrees
+>>> x = np.random.default_rng(0).standard_normal(50_000)
+>>> assert_agrees(1.0, cumulant(x, 2)).passed
+True
+"""
+
+from ._estimators import (
+    DEFAULT_GROUPS,
+    Estimate,
+    bootstrap,
+    central_moment,
+    cumulant,
+    jackknife,
+    joint_cumulant,
+    log_moment,
+    moment,
+    standardized_moment,
+)
+from ._verdict import Verdict, assert_agrees, verdict
+
+__all__ = [
+    "DEFAULT_GROUPS",
+    "Estimate",
+    "bootstrap",
+    "central_moment",
+    "cumulant",
+    "jackknife",
+    "joint_cumulant",
+    "log_moment",
+    "moment",
+    "standardized_moment",
+    "Verdict",
+    "assert_agrees",
+    "verdict",
+]
