@@ -1,0 +1,87 @@
+"""Tour: the function-space hierarchy and the catapult (REFERENCE §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TITLE = "Training dynamics: derived GD maps and the catapult (uv model, ReLU networks)"
+
+
+def run(ctx) -> list[str]:
+    from ..dynamics.catapult import bisect_threshold, uv_catapult, uv_lower_threshold_first_step
+    from ..dynamics.hierarchy import hierarchy_tower, uv_maps, uv_model
+
+    lines = []
+    maps = uv_maps()
+    ctx.write_text("catapult_uv_maps.tex", maps.latex() + "\n")
+    lines += [f"derived: {s}" for s in str(maps).splitlines()]
+    tower = hierarchy_tower(uv_model(), 4)
+    import sympy as sp
+
+    lines.append(f"tower: O_3 = {{Θ, f}} = ({sp.simplify(tower[2] / tower[0])})·f,  "
+                 f"O_4 = {{O_3, f}} = ({sp.simplify(tower[3] / tower[1])})·Θ  (closes)")
+
+    n = 1000 if ctx.quick else 10_000
+    Rs = (1.0, 1.9, 2.5, 3.5, 3.9, 4.1)
+    runs = {R: uv_catapult(R, n, steps=1000, seed=0) for R in Rs}
+    ctx.write_json("catapult_uv.json", {str(R): r.as_dict() for R, r in runs.items()})
+    for R, r in runs.items():
+        lines.append(f"n={n} ηλ0={R:<4} {r.phase:<9} ηλ_final={r.eta_lambda_final:.4g}  max loss={r.loss_max:.3g}")
+    lo = bisect_threshold(lambda R: uv_catapult(R, n, steps=3000).phase != "lazy", 1.0, 3.0, 1e-8)
+    hi = bisect_threshold(lambda R: uv_catapult(R, n, steps=3000).phase == "divergent", 2.5, 6.0, 1e-8)
+    lines.append(f"thresholds (bisection): lazy→catapult {lo:.8f} (first-step root "
+                 f"{uv_lower_threshold_first_step(n):.8f}), catapult→divergent {hi:.8f}")
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        lines.append("(matplotlib not installed: no figures)")
+        return lines
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for R, r in runs.items():
+        t = np.arange(len(r.loss))
+        a1.semilogy(t, np.maximum(r.loss, 1e-300), label=f"ηλ0={R}")
+        a2.plot(t, r.eta * r.lam, label=f"ηλ0={R}")
+    a1.set(xlabel="step", ylabel="loss", title=f"uv model, n={n}", xlim=(0, 80), ylim=(1e-30, 1e12))
+    a2.axhline(2, color="k", lw=0.5, ls="--")
+    a2.axhline(4, color="k", lw=0.5, ls="--")
+    a2.set(xlabel="step", ylabel="ηλ_t", xlim=(0, 80), ylim=(0, 6))
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ctx.path("catapult_uv.png"), dpi=110)
+    plt.close(fig)
+    lines.append("figure: catapult_uv.png")
+    lines += _networks(ctx, plt)
+    return lines
+
+
+def _networks(ctx, plt) -> list[str]:
+    try:
+        from ..montecarlo import train_gd  # noqa: F401
+    except ImportError:
+        return ["(ReLU networks: perturb.montecarlo.train_gd not available)"]
+    from ..dynamics.gd_experiments import default_data, network_catapult, network_lambda0
+    from ..network import Network
+
+    lines = []
+    width = 256 if ctx.quick else 1024
+    X, Y = default_data(4, 8, seed=0)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, depth in zip(axes, (1, 3)):
+        net = Network("relu", widths=(width,) * depth, C_W=2.0, C_b=0.0)
+        lam0 = network_lambda0(net, X, Y, seed=0)
+        for R in (1.0, 3.0, 6.0):
+            r = network_catapult(net, X, Y, R, 100, 0, lambda0=lam0)
+            ax.semilogy(np.minimum(r.loss, 1e12), label=f"ηλ0={R}: {r.phase}")
+            lines.append(f"ReLU L={depth} n={width} ηλ0={R}: {r.phase}, λ_end/λ0="
+                         f"{r.lambda_end / lam0:.3g}")
+        ax.set(xlabel="step", ylabel="loss", title=f"ReLU, L={depth}, n={width}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ctx.path("catapult_relu.png"), dpi=110)
+    plt.close(fig)
+    lines.append("figure: catapult_relu.png")
+    return lines
