@@ -12,23 +12,22 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from perturb.errors import PerturbError
 from perturb.dynamics.catapult import (
+    _compiled,
     bisect_threshold,
     uv_catapult,
     uv_gd_vectors,
     uv_init,
     uv_iterate,
     uv_lower_threshold_first_step,
-    _compiled,
 )
 from perturb.dynamics.hierarchy import (
     ETA,
-    F,
     LAM,
+    F,
+    HierarchyNotClosedError,
     N,
     Y,
-    HierarchyNotClosedError,
     derive_maps,
     evolve,
     gd_gram_update,
@@ -41,6 +40,7 @@ from perturb.dynamics.hierarchy import (
     uv_maps,
     uv_model,
 )
+from perturb.errors import PerturbError
 
 # ---------------------------------------------------------------- the derived uv maps
 
@@ -152,7 +152,7 @@ def test_two_layer_linear_closes_on_f_readout_ntk_and_A():
     v2 = v - eta * W @ r / math.sqrt(n)
     s1 = state(U2, v2)
     syms = list(variables)
-    vals = dict(zip(syms, [*s0["f"], s0["Tv"][0, 0], s0["Tv"][0, 1], s0["Tv"][1, 1], s0["A"]]))
+    vals = dict(zip(syms, [*s0["f"], s0["Tv"][0, 0], s0["Tv"][0, 1], s0["Tv"][1, 1], s0["A"]], strict=True))
     vals.update({N: n, ETA: eta, sp.Symbol("y_1", real=True): y[0], sp.Symbol("y_2", real=True): y[1]})
     want = [*s1["f"], s1["Tv"][0, 0], s1["Tv"][0, 1], s1["Tv"][1, 1], s1["A"]]
     got = [float(res.maps[s].xreplace(vals)) for s in syms]
@@ -225,14 +225,14 @@ def test_maps_against_mpmath_vector_gd_50_digits():
         U = [mpmath.mpf(float(a)) for a in u]
         V = [mpmath.mpf(float(a)) for a in v]
         sq = mpmath.sqrt(n)
-        f = mpmath.fsum(a * b for a, b in zip(U, V)) / sq
+        f = mpmath.fsum(a * b for a, b in zip(U, V, strict=True)) / sq
         lam = (mpmath.fsum(a * a for a in U) + mpmath.fsum(b * b for b in V)) / n
         eta = mpmath.mpf(3) / lam
         for _ in range(25):
             f_m = fmap.mpmath(f, lam, eta, n, 0, dps=50)
             l_m = lmap.mpmath(f, lam, eta, n, 0, dps=50)
-            U, V = [a - eta * f * b / sq for a, b in zip(U, V)], [b - eta * f * a / sq for a, b in zip(U, V)]
-            f = mpmath.fsum(a * b for a, b in zip(U, V)) / sq
+            U, V = [a - eta * f * b / sq for a, b in zip(U, V, strict=True)], [b - eta * f * a / sq for a, b in zip(U, V, strict=True)]
+            f = mpmath.fsum(a * b for a, b in zip(U, V, strict=True)) / sq
             lam = (mpmath.fsum(a * a for a in U) + mpmath.fsum(b * b for b in V)) / n
             assert abs(f_m - f) <= mpmath.mpf(10) ** -40 * max(1, abs(f))
             assert abs(l_m - lam) <= mpmath.mpf(10) ** -40 * lam

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..compile import Compiled, compile_expr
 from ..errors import PerturbError
-from .hierarchy import ETA, F, LAM, N, Y, uv_maps
+from .hierarchy import ETA, LAM, F, N, Y, uv_maps
 
 __all__ = [
     "CatapultResult",
@@ -50,7 +50,7 @@ CONVERGED = 1e-32
 PHASES = ("lazy", "catapult", "divergent")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled() -> tuple[Compiled, Compiled]:
     maps = uv_maps().maps
     args = [F, LAM, ETA, N, Y]

@@ -164,7 +164,7 @@ class VectorModel:
         return sp.Add(*[ai * bj * N * self.gram(i, j) for i, ai in a.items() for j, bj in b.items()])
 
     def residuals(self) -> tuple[sp.Expr, ...]:
-        return tuple(f - y for f, y in zip(self.outputs, self.targets))
+        return tuple(f - y for f, y in zip(self.outputs, self.targets, strict=True))
 
 
 def bracket(model: VectorModel, a: sp.Expr, b: sp.Expr) -> sp.Expr:
@@ -173,7 +173,7 @@ def bracket(model: VectorModel, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     ``Θ_ab = {f_a, f_b}``, ``O_3(a, b, c) = {Θ_ab, f_c}``, ``O_{k+1} = {O_k, f}``.
     """
     ga, gb = model.gradient(a), model.gradient(b)
-    return sp.expand(sp.Add(*[lam * model.inner(x, y) for lam, x, y in zip(model.rates, ga, gb)]))
+    return sp.expand(sp.Add(*[lam * model.inner(x, y) for lam, x, y in zip(model.rates, ga, gb, strict=True)]))
 
 
 def ntk(model: VectorModel) -> sp.Matrix:
@@ -198,7 +198,7 @@ def gd_gram_update(model: VectorModel, eta: sp.Expr = ETA) -> dict[sp.Symbol, sp
     new_vec = []
     for k in range(m):
         coef: dict[int, sp.Expr] = {k: sp.Integer(1)}
-        for r, g in zip(model.residuals(), grads):
+        for r, g in zip(model.residuals(), grads, strict=True):
             for j, c in g[k].items():
                 coef[j] = coef.get(j, 0) - eta * model.rates[k] * r * c
         new_vec.append(coef)
@@ -265,7 +265,7 @@ def try_close(model: VectorModel, variables: Mapping[sp.Symbol, sp.Expr], *,
     if not sol or sol is sp.S.EmptySet:
         raise PerturbError("the function-space variables are not independent (no Gram matrix has these values)")
     (values,) = tuple(sol)
-    subs = dict(zip(gram, values))
+    subs = dict(zip(gram, values, strict=True))
     maps, leftover = {}, set()
     for s, d in quantities.items():
         e = sp.expand(evolve(model, d, eta).xreplace(subs))
@@ -282,7 +282,7 @@ def _residual_symbols(model: VectorModel, variables: Mapping[sp.Symbol, sp.Expr]
     """``(target, output variable, residual symbol)`` for each output that is itself a variable."""
     out = []
     k = len(model.outputs)
-    for a, (f, y) in enumerate(zip(model.outputs, model.targets)):
+    for a, (f, y) in enumerate(zip(model.outputs, model.targets, strict=True)):
         fsym = next((v for v, d in variables.items() if sp.expand(sp.sympify(d) - f) == 0), None)
         if fsym is not None and y.is_Symbol:
             out.append((y, fsym, R if k == 1 else sp.Symbol(f"r_{a + 1}", real=True)))

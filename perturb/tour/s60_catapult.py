@@ -70,7 +70,7 @@ def _networks(ctx, plt) -> list[str]:
     width = 256 if ctx.quick else 1024
     X, Y = default_data(4, 8, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, depth in zip(axes, (1, 3)):
+    for ax, depth in zip(axes, (1, 3), strict=True):
         net = Network("relu", widths=(width,) * depth, C_W=2.0, C_b=0.0)
         lam0 = network_lambda0(net, X, Y, seed=0)
         for R in (1.0, 3.0, 6.0):
