@@ -380,3 +380,16 @@ def test_two_layer_linear_closes_with_symbolic_inputs():
     # first order in η: f_1' = f_1 − η Σ_b Θ_1b r_b with Θ = A G + Θv (λ_U = λ_v = 1)
     lin = sp.diff(res.maps[f1], ETA).subs(ETA, 0)
     assert sp.expand(lin + (A * G[0, 0] + t11) * (f1 - y1) + (A * G[0, 1] + t12) * (f2 - y2)) == 0
+
+
+def test_tour_section_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    from perturb.tour import TourContext
+    from perturb.tour import s60_catapult
+
+    ctx = TourContext(out=tmp_path, quick=True)
+    lines = s60_catapult.run(ctx)
+    assert any("catapult→divergent 4.0000000" in line for line in lines)
+    data = json.loads((tmp_path / "catapult_uv.json").read_text())
+    assert data["2.5"]["phase"] == "catapult" and data["4.1"]["phase"] == "divergent"
+    assert (tmp_path / "catapult_uv.png").stat().st_size > 10_000
