@@ -24,9 +24,30 @@ from ._estimators import (
     moment,
     standardized_moment,
 )
+from ._simulate import (
+    CHUNK_BYTES,
+    WEIGHT_LAWS,
+    chunk_size,
+    run_sweep,
+    sample_jacobian,
+    sample_ntk,
+    sample_outputs,
+    sample_preactivations,
+)
+from ._train import TrainResult, train_gd
 from ._verdict import Verdict, assert_agrees, verdict
 
 __all__ = [
+    "sample_outputs",
+    "sample_preactivations",
+    "sample_jacobian",
+    "sample_ntk",
+    "train_gd",
+    "TrainResult",
+    "run_sweep",
+    "chunk_size",
+    "CHUNK_BYTES",
+    "WEIGHT_LAWS",
     "DEFAULT_GROUPS",
     "Estimate",
     "bootstrap",
