@@ -1,0 +1,96 @@
+"""``perturb mc``: the JSON contract, reproducibility across workers, bad input, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from perturb.cli import main
+from perturb.montecarlo import Estimate, assert_agrees
+
+BASE = ["mc", "--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "6,8", "--x", "1,0.5,-0.3",
+        "--samples", "60000", "--seed", "5", "--json"]
+
+
+def _run(argv, capsys):
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_json_contract_and_exact_relu_moments(capsys):
+    status, out, _ = _run(BASE, capsys)
+    assert status == 0
+    data = json.loads(out)
+    assert data["samples"] == 60000
+    assert set(data["moments"]) == set(data["cumulants"]) == {"2", "4", "6"}
+    assert all(len(v) == 2 for v in data["moments"].values())
+    # exact ReLU facts (REFERENCE §4): E z² = K1, E z⁴ = 3 K1² Π (n+5)/n
+    K1 = 2 * (1 + 0.25 + 0.09) / 3
+    m2, m4 = data["moments"]["2"], data["moments"]["4"]
+    assert_agrees(K1, Estimate(m2[0], m2[1], 60000, 31), label="E z^2")
+    assert_agrees(3 * K1**2 * (11 / 6) * (13 / 8), Estimate(m4[0], m4[1], 60000, 31), label="E z^4")
+
+
+def test_same_seed_same_json_whatever_workers(capsys):
+    argv = BASE[:-1] + ["--samples", "3000", "--ntk", "--json"]
+    _, one, _ = _run(argv, capsys)
+    _, two, _ = _run(argv + ["--workers", "2"], capsys)
+    assert one == two
+    data = json.loads(one)
+    assert set(data["ntk"]) == {"mean", "var"}
+    # E Θ = (L+1) K1 exactly for ReLU at C_W = 2, C_b = 0 (see test_montecarlo_sim)
+    mean = data["ntk"]["mean"]
+    assert_agrees(3 * 2 * 1.34 / 3, Estimate(mean[0], mean[1], 3000, 31), label="NTK mean")
+    assert math.isfinite(data["ntk"]["var"][0])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["--samples", "0"],
+        ["--samples", "-3"],
+        ["--seed", "1.5"],
+        ["--seed", "abc"],
+        ["--widths", "0,4"],
+        ["--widths", "-2"],
+        ["--x", "1,nan"],
+        ["--activation", "nosuch"],
+        ["--activation", "exp(z)", "--cw", "40", "--widths", "8,8,8,8,8"],
+        ["--samples", str(10**12)],
+    ],
+)
+def test_bad_input_exit_2_one_line(change, capsys):
+    # argparse refuses malformed values (SystemExit 2); the library refuses the rest (PerturbError
+    # -> status 2); either way the last stderr line is one "error:" line, never a traceback
+    try:
+        status = main(BASE + change)
+    except SystemExit as exc:
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2
+    last = err.strip().splitlines()[-1]
+    assert "error:" in last and "Traceback" not in err
+
+
+def test_ctrl_c_stops_cleanly():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perturb", "mc", "--activation", "tanh", "--widths", "64,64,64,64",
+         "--x", "1,2", "--samples", "5000000", "--workers", "2", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
