@@ -7,6 +7,7 @@ import math
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -80,17 +81,25 @@ def test_bad_input_exit_2_one_line(change, capsys):
 
 
 def test_ctrl_c_stops_cleanly():
+    # --progress prints a bar once the run is past ~2 s: interrupt only then (not during imports)
     proc = subprocess.Popen(
         [sys.executable, "-m", "perturb", "mc", "--activation", "tanh", "--widths", "64,64,64,64",
-         "--x", "1,2", "--samples", "5000000", "--workers", "2", "--json"],
+         "--x", "1,2", "--samples", "5000000", "--workers", "2", "--progress", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(3.0)
+    err_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: err_chunks.extend(iter(lambda: proc.stderr.read(1), "")))
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "mc outputs" not in "".join(err_chunks) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     try:
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+        reader.join(timeout=10)
+    err = "".join(err_chunks)
+    assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
