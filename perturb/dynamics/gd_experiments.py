@@ -58,10 +58,10 @@ class NetworkCatapult:
 
 
 def network_lambda0(net: Network, X: np.ndarray, Y: np.ndarray, seed: int) -> float:
-    """Top eigenvalue of the empirical NTK at initialisation (from a 1-step run of train_gd)."""
+    """Top eigenvalue of the empirical NTK at initialisation (a 0-step run of train_gd)."""
     train_gd = _train_gd()
-    res = train_gd(net, X, Y, 1e-12, 1, seed)
-    return float(np.linalg.eigvalsh(np.asarray(res.ntk_start, float)).max())
+    res = train_gd(net, X, Y, 1.0, 0, seed)
+    return float(np.linalg.eigvalsh(np.asarray(res.ntk_initial, float)).max())
 
 
 def network_catapult(net: Network, X: np.ndarray, Y: np.ndarray, eta_lambda: float, steps: int,
@@ -78,8 +78,10 @@ def network_catapult(net: Network, X: np.ndarray, Y: np.ndarray, eta_lambda: flo
         try:
             res = train_gd(net, X, Y, eta, int(steps), seed)
             out = np.asarray(res.outputs, float)
-            ntk_end = np.asarray(res.ntk_end, float)
-        except (FloatingPointError, OverflowError, np.linalg.LinAlgError):
+            ntk_end = np.asarray(res.ntk_final, float)
+        except PerturbError as exc:  # train_gd stops a run that overflows (residual > 1e150 or inf)
+            if not any(w in str(exc) for w in ("diverged", "overflowed", "non-finite")):
+                raise
             out = np.full((int(steps) + 1, len(Y)), np.inf)
             ntk_end = np.full((len(Y), len(Y)), np.nan)
         loss = 0.5 * np.sum((out - np.asarray(Y, float)) ** 2, axis=1)
