@@ -67,7 +67,7 @@ def _networks(ctx, plt) -> list[str]:
     from ..network import Network
 
     lines = []
-    width = 256 if ctx.quick else 1024
+    width = 256 if ctx.quick else 512
     X, Y = default_data(4, 8, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, depth in zip(axes, (1, 3), strict=True):
@@ -84,4 +84,19 @@ def _networks(ctx, plt) -> list[str]:
     fig.savefig(ctx.path("catapult_relu.png"), dpi=110)
     plt.close(fig)
     lines.append("figure: catapult_relu.png")
+    # measured upper thresholds (bisection per seed); linear two-layer on one input = uv model
+    from ..dynamics.gd_experiments import network_upper_threshold
+
+    X1, Y1 = default_data(1, 8, seed=0)
+    lin = Network("linear", widths=(width,), C_W=1.0)
+    thr = {"linear L=1 (uv: 4)": [network_upper_threshold(lin, X1, Y1, s, steps=300, hi=8.0, tol=1e-3)
+                                  for s in range(3)]}
+    thr["relu L=1"] = [network_upper_threshold(Network("relu", widths=(width,), C_W=2.0), X, Y, s,
+                                               steps=200, tol=0.05) for s in range(3)]
+    if not ctx.quick:
+        thr["relu L=3"] = [network_upper_threshold(Network("relu", widths=(width,) * 3, C_W=2.0), X, Y, s,
+                                                   steps=100, tol=0.25) for s in range(2)]
+    ctx.write_json("catapult_thresholds.json", thr)
+    for k, v in thr.items():
+        lines.append(f"max ηλ0 ({k}, n={width}): " + ", ".join(f"{t:.3f}" for t in v))
     return lines
