@@ -5,7 +5,8 @@
 * one variable: ``f`` is an expression in :data:`perturb.activations.Z` and ``K`` a scalar
   expression (symbolic like ``K`` or a number);
 * several variables: ``f`` is an expression in ``z_1, ..., z_m`` (:func:`zvars`) and ``K`` an
-  ``m × m`` symmetric :class:`sympy.ImmutableMatrix`.
+  ``m × m`` symmetric :class:`sympy.ImmutableMatrix`; variables the integrand does not use are
+  marginalised out (the atom keeps only the sub-covariance it needs).
 
 The node canonicalises itself on construction (sympy's ``eval`` protocol): it is linear
 (``<a f + b g> = a<f> + b<g>`` for ``a, b`` free of the integration variables), integrands free
@@ -134,6 +135,14 @@ class GaussianExpectation(sp.Function):
             zs = (Z,)
         if not (f.free_symbols & set(zs)):
             return f
+        if isinstance(K, sp.MatrixBase):
+            used = [i for i, v in enumerate(zs) if v in f.free_symbols]
+            if len(used) < len(zs):
+                # marginalise: only the variables the integrand uses matter
+                sub = K.extract(used, used)
+                target = (Z,) if len(used) == 1 else zvars(len(used))
+                f = f.xreplace({zs[i]: t for i, t in zip(used, target)})
+                return cls(f, sub[0, 0] if len(used) == 1 else sub)
         expanded = sp.expand(f, deep=False, power_base=False, power_exp=False, log=False)
         terms = sp.Add.make_args(expanded)
         if len(terms) > 1:
