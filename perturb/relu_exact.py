@@ -723,12 +723,17 @@ def ntk_mean(widths: Sequence[int], x: Sequence[float], C_W=2, lambda_W=None, la
     number of active neurons, rotation invariance of the rows of W^{(ℓ+1)} and Euler's identity
     for the degree-1 homogeneous ReLU net give E[|g^{(ℓ)}|² | layers ≤ ℓ] = κ_ℓ N_ℓ with
     κ_ℓ = (C_W^{(ℓ+1)}/n_ℓ) P_{ℓ+1}, P_ℓ = Π_{k=ℓ}^{L} C_W^{(k+1)}/2.  Hence
-    E Θ = Σ_{ℓ=1}^{L+1} P_ℓ [λ_b^{(ℓ)} + λ_W^{(ℓ)} E Σ^{(ℓ−1)} / C_W^{(ℓ)}],  E Σ^{(m)} = K^{(1)} Π_{k≤m} C_W^{(k+1)}/2,
-    which is width-independent (it equals the infinite-width NTK).  The second moment is not
-    derived here (see docs/relu_exact.md).
+    E N_ℓ = (n_ℓ/2) P[layers 1..ℓ−1 not all off] and hence
+    E Θ = Σ_{ℓ=1}^{L+1} P_ℓ [λ_b^{(ℓ)} a_ℓ + λ_W^{(ℓ)} E Σ^{(ℓ−1)} / C_W^{(ℓ)}],
+    E Σ^{(m)} = K^{(1)} Π_{k≤m} C_W^{(k+1)}/2,  a_ℓ = Π_{k<ℓ, k≤L} (1 − 2^{−n_k}) (a_{L+1} = 1:
+    the output bias always has gradient 1).  The weight part equals the infinite-width NTK; the
+    bias part is smaller by the probability that an earlier layer is entirely off.  The second
+    moment is not derived here (see docs/relu_exact.md).
 
     >>> ntk_mean([10, 10], [1, 1])            # critical, NTK parameterisation, K = 2: Θ = 3K
     Fraction(6, 1)
+    >>> ntk_mean([1, 1], [1], lambda_W=0, lambda_b=1)   # biases: layer 1 (1) + layer 2 (½) + output (1)
+    Fraction(5, 2)
     """
     ws = _widths(widths)
     L = len(ws)
@@ -750,10 +755,13 @@ def ntk_mean(widths: Sequence[int], x: Sequence[float], C_W=2, lambda_W=None, la
     k1 = cw[0] * norm2 / len(xs)
     total = Fraction(0)
     esig = k1                                      # E Σ^{(0)} = K^{(1)}
+    alive = Fraction(1)                            # P[layers 1..ℓ−1 all have an active neuron]
     for ell in range(1, L + 2):
-        total += P[ell] * (lb[ell - 1] + lw[ell - 1] * esig / cw[ell - 1])
+        a = alive if ell <= L else Fraction(1)
+        total += P[ell] * (lb[ell - 1] * a + lw[ell - 1] * esig / cw[ell - 1])
         if ell <= L:
             esig = esig * cw[ell] / 2
+            alive *= 1 - Fraction(1, 2 ** ws[ell - 1])
     return total
 
 

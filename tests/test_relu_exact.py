@@ -299,7 +299,11 @@ def test_beta_and_lognormal_error_shrinks():
 
 
 def test_ntk_mean_equals_infinite_width_recursion():
-    """REFERENCE §1 NTK recursion with ReLU Gaussian expectations <σ²>_K = K/2, <σ'²>_K = 1/2."""
+    """REFERENCE §1 NTK recursion with ReLU Gaussian expectations <σ²>_K = K/2, <σ'²>_K = 1/2.
+
+    Exact for the weight part; the bias part of the finite-width mean carries the probability
+    that no earlier layer is entirely off, so the comparison is at widths where 2^{-n} < 1e-30
+    (and λ_b = 0 at small widths).  The finite-width bias part is checked by Monte Carlo."""
     cw = [Fraction(3, 2), 2, Fraction(5, 2), Fraction(7, 4)]
     lw = [1, Fraction(1, 3), 2, Fraction(1, 2)]
     lb = [Fraction(1, 5), 0, 1, Fraction(2, 3)]
@@ -309,7 +313,16 @@ def test_ntk_mean_equals_infinite_width_recursion():
     for ell in range(1, 4):
         theta = lb[ell] + lw[ell] * K / 2 + cw[ell] * Fraction(1, 2) * theta
         K = cw[ell] * K / 2
-    assert ntk_mean([3, 9, 4], x, C_W=cw, lambda_W=lw, lambda_b=lb) == theta
+    wide = ntk_mean([120, 130, 140], x, C_W=cw, lambda_W=lw, lambda_b=lb)
+    assert abs(wide - theta) < Fraction(1, 10 ** 30)
+    assert wide != theta
+    # λ_b = 0: equal at any width
+    K = cw[0] * sum(v * v for v in x) / 2
+    theta = lw[0] * sum(v * v for v in x) / 2
+    for ell in range(1, 4):
+        theta = lw[ell] * K / 2 + cw[ell] * Fraction(1, 2) * theta
+        K = cw[ell] * K / 2
+    assert ntk_mean([1, 9, 2], x, C_W=cw, lambda_W=lw, lambda_b=0) == theta
 
 
 def _rademacher_z4_enumeration(n0_x, widths, C_W):
