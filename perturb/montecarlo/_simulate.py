@@ -182,26 +182,31 @@ def _finite_or_raise(a: np.ndarray, net: Network, layer: int, what: str) -> None
 # --------------------------------------------------------------------------- one chunk
 
 
-def _draw_params(rng: np.random.Generator, net: Network, n0: int, B: int, law: str) -> list:
+def _iter_params(rng: np.random.Generator, net: Network, n0: int, B: int, law: str):
+    """Yield (W, b) layer by layer, drawn in the fixed order W^{(ℓ)}, b^{(ℓ)}, ℓ = 1..L+1."""
     dims = (n0, *net.widths, 1)
     draw = WEIGHT_LAWS[law]
-    params = []
     for ell in range(1, len(dims)):
         n_in, n_out = dims[ell - 1], dims[ell]
         W = draw(rng, (B, n_out, n_in), math.sqrt(net.C_W[ell - 1] / n_in))
         b = rng.standard_normal((B, n_out, 1))
         b *= math.sqrt(net.C_b[ell - 1])
-        params.append((W, b))
-    return params
+        yield W, b
+
+
+def _draw_params(rng: np.random.Generator, net: Network, n0: int, B: int, law: str) -> list:
+    return list(_iter_params(rng, net, n0, B, law))
 
 
 def _forward(params, X: np.ndarray, net: Network, f, *, keep: bool):
     """Preactivations z^{(ℓ)} (B, n_ℓ, N); returns (list of z's if keep, list of h's if keep, output)."""
     h = X.T  # (n0, N), broadcast over the batch
-    zs, hs = [], [np.broadcast_to(h, (params[0][0].shape[0], *h.shape))] if keep else []
-    n_layers = len(params)
+    n_layers = len(net.widths) + 1
+    zs, hs = [], []
     with np.errstate(over="ignore", invalid="ignore"):
         for ell, (W, b) in enumerate(params, start=1):
+            if keep and ell == 1:
+                hs.append(np.broadcast_to(h, (W.shape[0], *h.shape)))
             z = np.matmul(W, h)
             z += b
             if ell == n_layers:
@@ -255,12 +260,15 @@ def _run_chunk(task) -> np.ndarray:
     kind, spec, X, seed, index, size, law, extra = task
     net = Network(**spec)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-    params = _draw_params(rng, net, X.shape[1], size, law)
     f, d = _activation_fns(net)
+    per_input = 8 * size * (sum(net.widths) + 1) * 2
+    step = max(1, CHUNK_BYTES // per_input)
+    if kind == "outputs" and X.shape[0] <= step:
+        # draw and propagate layer by layer: each weight tensor is used while still in cache
+        return _forward(_iter_params(rng, net, X.shape[1], size, law), X, net, f, keep=False)[2][:, 0, :]
+    params = _draw_params(rng, net, X.shape[1], size, law)
     if kind == "outputs":
         # blocks of inputs keep the activations of one block within about the parameters' size
-        per_input = 8 * size * (sum(net.widths) + 1) * 2
-        step = max(1, CHUNK_BYTES // per_input)
         return np.concatenate([_forward(params, X[i:i + step], net, f, keep=False)[2][:, 0, :]
                                for i in range(0, X.shape[0], step)], axis=1)
     zs, hs, out = _forward(params, X, net, f, keep=True)
