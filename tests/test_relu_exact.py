@@ -213,17 +213,18 @@ def test_density_normalisation_and_moments_30_digits(ws):
 
 
 def test_cdf_matches_integrated_density():
+    """CDF (Meijer G^{m,1}_{1,m+1} mixture) differences equal the integrated density (G^{m,0}_{0,m})."""
     law = relu_output_law([2, 1], [1, 0.5])
     with mpmath.workdps(30):
         p0 = _mp(law.p_zero())
         assert abs(law.cdf(0, dps=30) - ((1 - p0) / 2 + p0)) < mpmath.mpf(10) ** -29
-        T = _z_cutoff(law, 32)
-        f = _memo(lambda z: law.density(z, dps=30))
-        for z0 in ("1.3",):
-            z0 = mpmath.mpf(z0)
-            integ = 1 - mpmath.quad(f, [z0, 10, T])
-            assert abs(law.cdf(z0, dps=30) - integ) < mpmath.mpf(10) ** -28
-            assert abs(law.cdf(-z0, dps=30) - (1 - law.cdf(z0, dps=30))) < mpmath.mpf(10) ** -28
+        a, b = mpmath.mpf("0.7"), mpmath.mpf("2.5")
+        integ = mpmath.quad(lambda z: law.density(z, dps=30), [a, b])
+        assert abs(law.cdf(b, dps=30) - law.cdf(a, dps=30) - integ) < mpmath.mpf(10) ** -28
+        assert abs(law.cdf(-a, dps=30) - (1 - law.cdf(a, dps=30))) < mpmath.mpf(10) ** -28
+        # far tail: 1 − F(t) ≤ ½ E z⁸ / t⁸ (Markov with the exact moment)
+        t = mpmath.mpf(60)
+        assert 0 < 1 - law.cdf(t, dps=30) < _mp(law.moment(8)) / t ** 8 / 2
 
 
 def test_numpy_density_agrees_with_meijer():
@@ -396,6 +397,17 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+def _cli_inproc(capsys, *args):
+    from perturb.cli import main
+
+    try:
+        rc = main(["relu-exact", *args])
+    except SystemExit as exc:          # argparse usage errors
+        rc = exc.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
 def test_cli_json_contract():
     r = _cli("--widths", "8,8,8", "--x", "1,0.5,-0.3", "--moment", "4", "--density", "0.5,1", "--json")
     assert r.returncode == 0, r.stderr
@@ -411,10 +423,11 @@ def test_cli_json_contract():
     assert out["density"] == pytest.approx(list(law.density_numpy([0.5, 1.0])), rel=1e-10)
 
 
-def test_cli_dps_strings():
-    r = _cli("--widths", "3,4", "--x", "1", "--cw", "2", "--moment", "6", "--dps", "40", "--json")
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+def test_cli_dps_strings(capsys):
+    rc, stdout, err = _cli_inproc(capsys, "--widths", "3,4", "--x", "1", "--cw", "2", "--moment", "6",
+                                  "--dps", "40", "--json")
+    assert rc == 0, err
+    out = json.loads(stdout)
     assert isinstance(out["log_mean"], str) and len(out["log_mean"].lstrip("-").replace(".", "")) >= 39
     m, _ = relu_output_law([3, 4], [1]).log_moments(dps=45)
     with mpmath.workdps(45):
@@ -426,10 +439,15 @@ def test_cli_dps_strings():
     ["--moment", "2", "--widths", "4,0"], ["--moment", "2", "--x", "0,0"],
     ["--moment", "2", "--cw", "0"], ["--moment", "2", "--cw", "-1"], ["--moment", "2", "--cb", "1"],
 ])
-def test_cli_bad_input_exit_2(args):
+def test_cli_bad_input_exit_2(args, capsys):
     base = {"--widths": "4,4", "--x": "1,2"}
     for i in range(0, len(args), 2):
         base[args[i]] = args[i + 1]
-    r = _cli(*[t for kv in base.items() for t in kv])
-    assert r.returncode == 2
-    assert "Traceback" not in r.stderr and "error" in r.stderr
+    rc, out, err = _cli_inproc(capsys, *[t for kv in base.items() for t in kv])
+    assert rc == 2 and out == ""
+    assert "Traceback" not in err and "error" in err
+
+
+def test_cli_bad_input_subprocess_no_traceback():
+    r = _cli("--widths", "4", "--x", "0", "--moment", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "x = 0" in r.stderr

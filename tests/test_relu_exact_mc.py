@@ -111,3 +111,21 @@ def test_ntk_second_moment_grows_exponentially():
     assert all(r2 > r1 for r1, r2 in zip(ratios, ratios[1:])), ratios
     assert ratios[-1] / ratios[0] > 6, ratios          # linear growth would give 12/2 = 6
     assert np.all(np.isfinite(growth))
+
+
+def test_tour_section_writes_figure_and_json(tmp_path):
+    """The tour section (quick mode) writes a non-empty PNG and the JSON with exact values."""
+    import json
+
+    pytest.importorskip("matplotlib")
+    from perturb.tour import TourContext
+    from perturb.tour import s40_relu_exact as sec
+
+    ctx = TourContext(out=tmp_path, quick=True)
+    lines = sec.run(ctx)
+    png = tmp_path / "relu_exact_density.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((tmp_path / "relu_exact.json").read_text())
+    law = relu_output_law((8, 8, 8), (1.0, 0.5, -0.3))
+    assert Fraction(data["example"]["moments_exact"]["E z^4"]) == law.moment(4)
+    assert any("figure" in line for line in lines)

@@ -1,0 +1,92 @@
+"""Tour: exact finite-width statistics of ReLU networks at one input (REFERENCE §4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TITLE = "Exact ReLU statistics at finite width (matrix model, lecture 5)"
+
+#: (n, L) with L/n = 0.05, 0.2, 1
+CASES = ((20, 1), (20, 4), (20, 20))
+
+
+def figure(path, n_samples: int, seed: int = 0) -> list[dict]:
+    """Histogram of Monte Carlo outputs vs the exact density and the log-normal approximation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..montecarlo import sample_outputs
+    from ..network import Network
+    from ..relu_exact import relu_output_law
+
+    x = np.array([1.0, 0.0])                               # K^{(1)} = C_W |x|²/n0 = 1
+    fig, axes = plt.subplots(1, len(CASES), figsize=(4.2 * len(CASES), 3.6))
+    rows = []
+    for ax, (n, L) in zip(axes, CASES):
+        widths = (n,) * L
+        z = sample_outputs(Network("relu", widths=widths, C_W=2.0, C_b=0.0), x, n_samples, seed)[:, 0]
+        law = relu_output_law(widths, x)
+        lim = float(np.quantile(np.abs(z), 0.995))
+        bins = np.linspace(-lim, lim, 81)
+        ax.hist(z, bins=bins, density=True, color="0.8", label=f"Monte Carlo ({n_samples})")
+        g = np.linspace(-lim, lim, 801)
+        g = g[g != 0]
+        ax.plot(g, law.density_numpy(g), "k-", lw=1.4, label="exact")
+        ax.plot(g, law.lognormal_density_numpy(g), "r--", lw=1.2, label="log-normal")
+        ax.set_yscale("log")
+        ax.set_title(f"n = {n}, L = {L}  (L/n = {L / n:g})")
+        ax.set_xlabel("z")
+        rows.append({"n": n, "L": L, "L_over_n": L / n, "p_zero": float(law.p_zero()),
+                     "kurtosis_exact": float(law.moment(4) / law.moment(2) ** 2),
+                     "kurtosis_mc": float(np.mean(z ** 4) / np.mean(z ** 2) ** 2)})
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return rows
+
+
+def run(ctx) -> list[str]:
+    from ..relu_exact import lognormal_error, relu_output_law
+
+    widths, x = (8, 8, 8), (1.0, 0.5, -0.3)
+    law = relu_output_law(widths, x)
+    m, v = law.log_moments(dps=20)
+    example = {
+        "widths": widths, "x": x, "C_W": 2,
+        "moments_exact": {f"E z^{M}": str(law.moment(M)) for M in (2, 4, 6, 8)},
+        "cumulants_exact": {f"kappa_{M}": str(law.cumulant(M)) for M in (2, 4, 6, 8)},
+        "p_zero": str(law.p_zero()),
+        "log_mean_given_nonzero": float(m), "log_var_given_nonzero": float(v),
+        "beta": math.fsum(math.log1p(5 / n) for n in widths),
+    }
+    table = []
+    for n, L in ((100, 5), (40, 8), (20, 20), (10, 20)):
+        e = lognormal_error((n,) * L)
+        table.append({"n": n, "L": L, "L_over_n": e.depth_ratio, "beta": e.beta, "5L/n": e.beta_approx,
+                      "log_var_minus_beta": e.log_var_error, "E_z6_exact_over_lognormal": e.moment6_ratio,
+                      "ks_distance_log_sigma": e.ks})
+    ctx.write_json("relu_exact.json", {"example": example, "lognormal_error": table})
+    lines = [f"widths {widths}, x = {x}: E z⁴ = {law.moment(4)} (exact), κ4 = {law.cumulant(4)}",
+             f"P[z = 0] = {law.p_zero()}  ({float(law.p_zero()):.3g}); E log Σ | Σ>0 = {float(m):.6f}, "
+             f"Var = {float(v):.6f}, β = {example['beta']:.6f}"]
+    for r in table:
+        lines.append(f"L/n = {r['L_over_n']:.3g}: β = {r['beta']:.3f} (5L/n = {r['5L/n']:.3f}), "
+                     f"E z⁶ exact/log-normal = {r['E_z6_exact_over_lognormal']:.3f}, "
+                     f"KS(log Σ) = {r['ks_distance_log_sigma']:.3g}")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        lines.append("matplotlib not installed (pip install perturb[plot]): figure skipped")
+        return lines
+    rows = figure(ctx.path("relu_exact_density.png"), 4000 if ctx.quick else 100_000)
+    for r in rows:
+        lines.append(f"L/n = {r['L_over_n']:g}: kurtosis exact {r['kurtosis_exact']:.3f}, "
+                     f"Monte Carlo {r['kurtosis_mc']:.3f}")
+    lines.append("figure: relu_exact_density.png (histogram vs exact density vs log-normal)")
+    return lines
