@@ -103,3 +103,16 @@ def test_ctrl_c_stops_cleanly():
     err = "".join(err_chunks)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_tour_section_quick(tmp_path):
+    from perturb.tour import TourContext
+    from perturb.tour import s20_montecarlo as section
+
+    ctx = TourContext(out=tmp_path, quick=True)
+    lines = section.run(ctx)
+    data = json.loads((tmp_path / "montecarlo_kurtosis.json").read_text())
+    assert [r["width"] for r in data["rows"]] == [8, 16, 32] and any("kappa4" in s for s in lines)
+    # the excess kurtosis is positive and shrinks with width (8 vs 32: ~4σ apart even in quick mode)
+    k8, k32 = data["rows"][0]["excess_kurtosis"], data["rows"][2]["excess_kurtosis"]
+    assert k8[0] - k32[0] > 2 * math.hypot(k8[1], k32[1])

@@ -22,6 +22,7 @@ from perturb.montecarlo import (
     joint_cumulant,
     log_moment,
     moment,
+    standardized_cumulant,
     standardized_moment,
     verdict,
 )
@@ -213,3 +214,12 @@ def test_assert_agrees_message():
 def test_verdict_bad_input(call):
     with pytest.raises(PerturbError):
         call()
+
+
+def test_standardized_cumulant_matches_ratio_of_kstats():
+    x = np.random.default_rng(12).exponential(size=3000)
+    e = standardized_cumulant(x, 4)
+    assert e.value == pytest.approx(stats.kstat(x, 4) / stats.kstat(x, 2) ** 2, rel=1e-12)
+    # and its jackknife error equals the generic jackknife of the same statistic
+    g = jackknife(x, lambda s: stats.kstat(s, 4) / stats.kstat(s, 2) ** 2)
+    assert e.stderr == pytest.approx(g.stderr, rel=1e-9)

@@ -22,6 +22,7 @@ from ._estimators import (
     joint_cumulant,
     log_moment,
     moment,
+    standardized_cumulant,
     standardized_moment,
 )
 from ._simulate import (
@@ -58,6 +59,7 @@ __all__ = [
     "log_moment",
     "moment",
     "standardized_moment",
+    "standardized_cumulant",
     "Verdict",
     "assert_agrees",
     "verdict",
