@@ -248,6 +248,24 @@ def _split_product(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     return None
 
 
+def _split_exponentials(f: sp.Expr, zs) -> list[sp.Expr]:
+    """Factors of f, with SymPy's merged exponentials ``exp(-z_1² - z_2²)`` split per variable."""
+    out: list[sp.Expr] = []
+    for factor in sp.Mul.make_args(f):
+        base, e = factor.as_base_exp()
+        if isinstance(base, sp.exp) or base is sp.E:
+            arg = sp.expand(base.args[0] * e if isinstance(base, sp.exp) else e)
+            groups: dict = {}
+            for term in sp.Add.make_args(arg):
+                key = tuple(v for v in zs if v in term.free_symbols)
+                groups[key] = groups.get(key, sp.S.Zero) + term
+            if len(groups) > 1:
+                out.extend(sp.exp(a, evaluate=False) for a in groups.values())
+                continue
+        out.append(factor)
+    return out
+
+
 def closed_form(f: sp.Expr, K) -> sp.Expr | None:
     """A closed form of <f>_K (scalar K: f in z; 2×2 K: f in z_1, z_2), or None."""
     f = sp.sympify(f)
@@ -264,8 +282,8 @@ def closed_form(f: sp.Expr, K) -> sp.Expr | None:
     if len(zs) != 2:
         return None
     z1, z2 = zs
-    g, h = sp.S.One, sp.S.One
-    for factor in sp.Mul.make_args(f):
+    g, h, const = sp.S.One, sp.S.One, sp.S.One
+    for factor in _split_exponentials(f, zs):
         fs = factor.free_symbols
         if z1 in fs and z2 in fs:
             return None
@@ -274,10 +292,10 @@ def closed_form(f: sp.Expr, K) -> sp.Expr | None:
         elif z2 in fs:
             h *= factor
         else:
-            return None  # the atom has already pulled constants out
+            const *= factor  # constants (e.g. erf' = 2 exp(-z²)/√π squared) factor out
     a, b, c = K[0, 0], K[1, 1], K[0, 1]
     rho = sp.Symbol("rho_")
     expr = pair_kernel_expr(g.subs(z1, Z), h.subs(z2, Z), a, b, rho)
     if expr is None:
         return None
-    return expr.subs(rho, c / sp.sqrt(a * b))
+    return const * expr.subs(rho, c / sp.sqrt(a * b))

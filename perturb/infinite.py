@@ -1,0 +1,706 @@
+"""Infinite-width kernels: the NNGP and NTK recursions (REFERENCE §0–§1) and training predictions.
+
+The unit of computation is the **layer map** ``(K^{(ℓ)}, Θ^{(ℓ)}) -> (K^{(ℓ+1)}, Θ^{(ℓ+1)})``:
+
+    K' = C_b + C_W <σ_α σ_β>_K
+    Θ' = λ_b + λ_W <σ_α σ_β>_K + C_W <σ'_α σ'_β>_K Θ
+
+and a network is a fold of layer maps over the first-layer kernels
+``K^{(1)} = C_b + C_W x·x'/n_0``, ``Θ^{(1)} = λ_b + λ_W x·x'/n_0``.  The output is layer ``L+1``.
+
+Two-point expectations are evaluated, per activation, by the best available fidelity:
+
+* ReLU family (relu, leaky ReLU, abs, linear and their combinations): arc-cosine kernels,
+  hand-vectorised on the packed upper triangle (one ``arccos`` per entry serves both σσ and σ'σ');
+* other closed forms of the registry (erf, sin, cos, ...): the compiled closed form, entries
+  clipped to ``|c| <= sqrt(ab)``;
+* anything else (tanh, sigmoid, softplus, SiLU, GELU, user expressions): Mehler's series
+  (:func:`perturb.gaussian.pair_gram`) with direct quadrature where its tail bound is not small;
+* ``dps=D``: every entry at ``D`` digits with mpmath (closed forms evaluated in mpmath, otherwise
+  :func:`perturb.gaussian.expect_mpmath`), never touching global precision.
+
+>>> import numpy as np
+>>> net = Network("relu", depth=3, C_W=2.0, C_b=0.0)
+>>> k = kernels(net, np.array([[1.0, 0.0], [0.6, 0.8]]))
+>>> k.nngp.round(6)                        # diagonal: C_W |x|²/n0 = 1, constant in depth
+array([[1.      , 0.775312],
+       [0.775312, 1.      ]])
+>>> float(k.ntk[0, 0])                        # (L+1) K at criticality
+4.0
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .activations import SIGMA, Z, Activation, get_activation
+from .errors import PerturbError
+from .gaussian import E, closed_form, closed_form_of, expect, expect_mpmath, pair_gram, zvars
+from .gaussian.closed import decompose
+from .network import Network
+
+__all__ = [
+    "Kernels",
+    "LayerMap",
+    "kernels",
+    "propagate",
+    "first_layer",
+    "layer_maps",
+    "SymbolicRecursion",
+    "symbolic_recursion",
+    "Prediction",
+    "gradient_flow",
+    "gradient_descent",
+    "nngp_posterior",
+    "train_predictions",
+]
+
+
+# =============================================================================== results
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Infinite-width kernels of a network on a set of inputs.
+
+    Attributes:
+        nngp: ``K^{(L+1)}``, shape (N, N) (an object array of ``mpf`` when ``dps`` is set).
+        ntk: ``Θ^{(L+1)}``, shape (N, N); ``None`` when the NTK is undefined (the derivative of
+            the activation contains a Dirac delta, e.g. ``step``).
+        layers: per-layer ``(K^{(ℓ)}, Θ^{(ℓ)})`` for ℓ = 1..L+1.
+        dps: the number of digits of an mpmath computation, or ``None`` for float64.
+        methods: how the two-point expectations were evaluated (e.g. ``"closed: relu family"``).
+    """
+
+    nngp: np.ndarray
+    ntk: np.ndarray | None
+    layers: tuple[tuple[np.ndarray, np.ndarray | None], ...] = field(default=(), repr=False)
+    dps: int | None = None
+    methods: tuple[str, ...] = ()
+
+    def replace(self, **changes) -> Kernels:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """``{"nngp": [[...]], "ntk": [[...]]}`` (the CLI's JSON)."""
+        return {"nngp": self.nngp, "ntk": self.ntk}
+
+
+# =============================================================================== validation
+
+
+def _check_inputs(X) -> np.ndarray:
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise PerturbError("inputs must be a list of equal-length numeric vectors") from None
+    if arr.ndim == 1 and arr.size:
+        raise PerturbError(f"inputs must be a list of vectors (shape (N, n0)); got a flat list of {arr.size} "
+                           "numbers — wrap a single input as [[...]]")
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise PerturbError(f"inputs must have shape (N, n0) with N, n0 >= 1; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise PerturbError(f"inputs contain NaN or infinity (first at index {bad})")
+    return arr
+
+
+def _check_psd(M, name: str) -> np.ndarray:
+    A = np.asarray(M, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+        raise PerturbError(f"{name} must be a square (N, N) matrix; got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise PerturbError(f"{name} contains NaN or infinity")
+    scale = max(float(np.max(np.abs(A))), 1e-300)
+    if not np.allclose(A, A.T, rtol=0, atol=1e-12 * scale):
+        raise PerturbError(f"{name} is not symmetric")
+    lam = np.linalg.eigvalsh((A + A.T) / 2)
+    if lam[0] < -1e-10 * scale:
+        raise PerturbError(f"{name} is not positive semi-definite (smallest eigenvalue {lam[0]:.3g})")
+    return (A + A.T) / 2
+
+
+# =============================================================================== two-point engines
+
+
+def _pair(expr: sp.Expr) -> sp.Expr:
+    z1, z2 = zvars(2)
+    return expr.subs(Z, z1) * expr.subs(Z, z2)
+
+
+def _relu_coefficients(expr: sp.Expr) -> tuple[float, float] | None:
+    """(α, β) with σ(z) = α relu(z) + β relu(-z), or None."""
+    parts = decompose(expr, Z)
+    if parts is None:
+        return None
+    alpha = beta = 0.0
+    for coeff, prim in parts:
+        if not coeff.is_number:
+            return None
+        c = float(coeff)
+        if prim.kind == "relu":
+            if prim.scale == 1:
+                alpha += c
+            elif prim.scale == -1:
+                beta += c
+            else:
+                return None
+        elif prim.kind == "lin":   # z = relu(z) - relu(-z)
+            alpha += c
+            beta -= c
+        else:
+            return None
+    return alpha, beta
+
+
+def _has_delta(expr: sp.Expr) -> bool:
+    return bool(expr.has(sp.DiracDelta))
+
+
+class _Engine:
+    """Evaluates (<σσ>, <σ'σ'>) on a symmetric Gram matrix for one activation."""
+
+    def __init__(self, act: Activation, need_ntk: bool = True):
+        if act.is_generic:
+            raise PerturbError("the generic activation sigma(z) has no numeric kernels; "
+                               "use symbolic_recursion() or choose a concrete activation")
+        self.act = act
+        self.s = act.expr
+        self.ds = act.derivative()
+        self.ntk_defined = not _has_delta(self.ds)
+        self.relu = _relu_coefficients(self.s)
+        self.cf = self.cf_d = None
+        if self.relu is None:
+            self.cf = closed_form_of(_pair(self.s), 2)
+            if self.ntk_defined:
+                self.cf_d = (_ConstPair(float(self.ds)) if not self.ds.free_symbols
+                             else closed_form_of(_pair(self.ds), 2))
+        if self.relu is not None:
+            self.method = "closed form (ReLU family: arc-cosine kernels)"
+        elif self.cf is not None and (self.cf_d is not None or not self.ntk_defined):
+            self.method = "closed form (registry)"
+        else:
+            self.method = "Mehler series + quadrature"
+
+    # ------------------------------------------------------------------ float64
+    def __call__(self, K: np.ndarray, want_ntk: bool = True):
+        a = np.diag(K).copy()
+        if np.any(a < 0):
+            raise PerturbError("kernel has a negative diagonal entry")
+        want_ntk = want_ntk and self.ntk_defined
+        if self.relu is not None:
+            return self._relu(K, a, want_ntk)
+        if self.cf is not None and (self.cf_d is not None or not want_ntk):
+            ss = _closed_gram(self.cf, K, a, self.s)
+            dd = _closed_gram(self.cf_d, K, a, self.ds) if want_ntk else None
+            return ss, dd
+        ss = _mehler_gram(self.s, K, a) if self.cf is None else _closed_gram(self.cf, K, a, self.s)
+        dd = None
+        if want_ntk:
+            dd = _mehler_gram(self.ds, K, a) if self.cf_d is None else _closed_gram(self.cf_d, K, a, self.ds)
+        return ss, dd
+
+    def _relu(self, K, a, want_ntk):
+        al, be = self.relu
+        n = np.sqrt(a)
+        nrm = np.multiply.outer(n, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(nrm > 0, K / np.where(nrm > 0, nrm, 1.0), 0.0)
+        np.clip(rho, -1.0, 1.0, out=rho)
+        np.fill_diagonal(rho, np.where(a > 0, 1.0, 0.0))
+        th = np.arccos(rho)
+        s = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+        # J(ρ) = E relu(u1) relu(u2); J(-ρ) = E relu(u1) relu(-u2) (= E relu(-u1) relu(u2))
+        p, q = al * al + be * be, 2 * al * be
+        ss = nrm / (2 * np.pi) * (p * (s + (np.pi - th) * rho) + q * (s - th * rho))
+        dd = None
+        if want_ntk:
+            # σ' = α H(z) - β H(-z); E H(u1)H(u2) = (π-θ)/2π, E H(u1)H(-u2) = θ/2π
+            dd = (p * (np.pi - th) - q * th) / (2 * np.pi)
+            zero = a == 0
+            if np.any(zero):
+                # u_α = 0 exactly: σ'(0) = (α - β)/2 (Heaviside convention H(0) = 1/2) and
+                # E σ'(u_β) = (α - β)/2 as well, so every entry touching α is ((α - β)/2)²
+                dd[zero, :] = dd[:, zero] = ((al - be) / 2) ** 2
+        return ss, dd
+
+
+@dataclass(frozen=True)
+class _ConstPair:
+    value: float
+
+    def __call__(self, a, b, c):
+        return np.full(np.broadcast(a, b, c).shape, self.value * self.value)
+
+    def mpmath(self, a, b, c, dps=30):
+        with mpmath.workdps(dps):
+            return mpmath.mpf(self.value) ** 2
+
+
+def _closed_gram(cf, K, a, expr):
+    """A closed form on the upper triangle, mirrored; zero-variance rows handled exactly."""
+    N = K.shape[0]
+    i, j = _triu(N)
+    lim = np.sqrt(a[i] * a[j])
+    c = np.clip(K[i, j], -lim, lim)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.asarray(cf(a[i], a[j], c), dtype=float)
+    v = np.broadcast_to(v, c.shape)
+    out = np.empty((N, N))
+    out[i, j] = v
+    out[j, i] = v
+    zero = a == 0
+    if np.any(zero):
+        _fix_zero_variance(out, expr, a, zero)
+    if not np.all(np.isfinite(out)):
+        raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
+    return out
+
+
+def _fix_zero_variance(out, expr, a, zero):
+    """u_α = 0 exactly: <σ(0) σ(u_β)> = σ(0) <σ>_{K_ββ}."""
+    f0 = float(expr.subs(Z, 0))
+    mean = np.asarray(expect(expr, a), dtype=float)
+    out[zero, :] = f0 * mean[None, :]
+    out[:, zero] = f0 * mean[:, None]
+    out[np.ix_(zero, zero)] = f0 * f0
+
+
+def _mehler_gram(expr, K, a):
+    ss = pair_gram(expr, expr, a, a, K)
+    ss = (ss + ss.T) / 2
+    diag = np.asarray(expect(expr**2, a), dtype=float)
+    np.fill_diagonal(ss, diag)
+    return ss
+
+
+@functools.lru_cache(maxsize=None)
+def _triu(N: int):
+    i, j = np.triu_indices(N)
+    return i.astype(np.intp), j.astype(np.intp)
+
+
+@functools.lru_cache(maxsize=64)
+def _engine(act: Activation) -> _Engine:
+    return _Engine(act)
+
+
+# =============================================================================== mpmath engine
+
+
+def _mp_two_point(act: Activation, K, dps: int, want_ntk: bool):
+    """(<σσ>, <σ'σ'>) as N×N object arrays of mpf at ``dps`` digits."""
+    N = K.rows
+    s, ds = act.expr, act.derivative()
+    cf = closed_form_of(_pair(s), 2)
+    cfd = None
+    if want_ntk:
+        cfd = _ConstPair(float(ds)) if not ds.free_symbols else closed_form_of(_pair(ds), 2)
+    out_s = np.empty((N, N), dtype=object)
+    out_d = np.empty((N, N), dtype=object) if want_ntk else None
+    z1, z2 = zvars(2)
+    for i in range(N):
+        for j in range(i, N):
+            a, b, c = K[i, i], K[j, j], K[i, j]
+            lim = mpmath.sqrt(a * b)
+            c = max(min(c, lim), -lim)
+            vals = []
+            for expr, f in ((s, cf), (ds, cfd)) if want_ntk else ((s, cf),):
+                if a == 0 or b == 0:
+                    v = _mp_zero_var(expr, a, b, dps)
+                elif i == j:
+                    v = expect_mpmath(expr**2, a, dps=dps)
+                elif f is not None:
+                    v = f.mpmath(a, b, c, dps=dps + 5)
+                else:
+                    v = expect_mpmath(_pair(expr), [[a, c], [c, b]], dps=dps)
+                vals.append(mpmath.mpf(v))
+            out_s[i, j] = out_s[j, i] = vals[0]
+            if want_ntk:
+                out_d[i, j] = out_d[j, i] = vals[1]
+    return out_s, out_d
+
+
+def _mp_zero_var(expr, a, b, dps):
+    f0 = mpmath.mpf(sp.N(expr.subs(Z, 0), dps + 5))
+    if a == 0 and b == 0:
+        return f0 * f0
+    return f0 * expect_mpmath(expr, a if a != 0 else b, dps=dps)
+
+
+# =============================================================================== layer maps
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """The map ``(K^{(ℓ)}, Θ^{(ℓ)}) -> (K^{(ℓ+1)}, Θ^{(ℓ+1)})`` of one layer.
+
+    >>> m = LayerMap(get_activation("relu"), C_W=2.0, C_b=0.0, lambda_W=2.0, lambda_b=0.0)
+    >>> K, T = m(np.array([[1.0]]), np.array([[1.0]]))
+    >>> float(K[0, 0]), float(T[0, 0])
+    (1.0, 2.0)
+    """
+
+    activation: Activation
+    C_W: float
+    C_b: float
+    lambda_W: float
+    lambda_b: float
+
+    def __call__(self, K, Theta=None, *, dps: int | None = None):
+        if dps:
+            return self._mp(K, Theta, dps)
+        eng = _engine(self.activation)
+        ss, dd = eng(K, want_ntk=Theta is not None)
+        K2 = self.C_b + self.C_W * ss
+        T2 = None
+        if Theta is not None and dd is not None:
+            T2 = self.lambda_b + self.lambda_W * ss + self.C_W * dd * Theta
+        return K2, T2
+
+    def _mp(self, K, Theta, dps):
+        want = Theta is not None and not _has_delta(self.activation.derivative())
+        Km = mpmath.matrix(K.tolist()) if isinstance(K, np.ndarray) else K
+        ss, dd = _mp_two_point(self.activation, Km, dps, want)
+        N = ss.shape[0]
+        cw, cb, lw, lb = (mpmath.mpf(v) for v in (self.C_W, self.C_b, self.lambda_W, self.lambda_b))
+        K2 = np.empty((N, N), dtype=object)
+        T2 = np.empty((N, N), dtype=object) if want else None
+        for i in range(N):
+            for j in range(N):
+                K2[i, j] = cb + cw * ss[i, j]
+                if want:
+                    T2[i, j] = lb + lw * ss[i, j] + cw * dd[i, j] * Theta[i, j]
+        return K2, T2
+
+
+def layer_maps(net: Network) -> tuple[LayerMap, ...]:
+    """The L layer maps ℓ -> ℓ+1 (ℓ = 1..L) of a network."""
+    return tuple(
+        LayerMap(net.activation, net.C_W[l], net.C_b[l], net.lambda_W[l], net.lambda_b[l])
+        for l in range(1, net.depth + 1)
+    )
+
+
+def first_layer(net: Network, X, *, dps: int | None = None):
+    """``K^{(1)} = C_b + C_W X Xᵀ/n_0`` and ``Θ^{(1)} = λ_b + λ_W X Xᵀ/n_0``."""
+    X = _check_inputs(X)
+    n0 = X.shape[1]
+    if dps:
+        with mpmath.workdps(dps + 10):
+            Xm = [[mpmath.mpf(float(v)) for v in row] for row in X]
+            N = len(Xm)
+            G = np.empty((N, N), dtype=object)
+            for i in range(N):
+                for j in range(i, N):
+                    G[i, j] = G[j, i] = mpmath.fsum(x * y for x, y in zip(Xm[i], Xm[j])) / n0
+            cw, cb, lw, lb = (mpmath.mpf(v) for v in (net.C_W[0], net.C_b[0], net.lambda_W[0], net.lambda_b[0]))
+            K = np.vectorize(lambda g: cb + cw * g, otypes=[object])(G)
+            T = np.vectorize(lambda g: lb + lw * g, otypes=[object])(G)
+        return K, T
+    G = X @ X.T / n0
+    G = (G + G.T) / 2
+    return net.C_b[0] + net.C_W[0] * G, net.lambda_b[0] + net.lambda_W[0] * G
+
+
+def propagate(net: Network, K1, Theta1=None, *, dps: int | None = None) -> Kernels:
+    """Fold the layer maps of ``net`` over given first-layer kernels (validated: symmetric PSD).
+
+    >>> net = Network("erf", depth=2, C_W=1.5, C_b=0.1)
+    >>> propagate(net, np.eye(2)).nngp.shape
+    (2, 2)
+    """
+    K = _check_psd(K1, "K1")
+    T = _check_psd(Theta1, "Theta1") if Theta1 is not None else K.copy()
+    if T.shape != K.shape:
+        raise PerturbError(f"Theta1 has shape {T.shape}, K1 has {K.shape}")
+    if dps:
+        with mpmath.workdps(dps + 10):
+            K = np.vectorize(mpmath.mpf, otypes=[object])(K)
+            T = np.vectorize(mpmath.mpf, otypes=[object])(T)
+    return _fold(net, K, T, dps)
+
+
+def _fold(net: Network, K, T, dps) -> Kernels:
+    layers = [(K, T)]
+    method = _engine(net.activation).method if not dps else f"mpmath at {dps} digits"
+    if not dps and not _engine(net.activation).ntk_defined:
+        T = None
+    if dps and _has_delta(net.activation.derivative()):
+        T = None
+    for m in layer_maps(net):
+        if dps:
+            with mpmath.workdps(dps + 10):
+                K, T = m(K, T, dps=dps + 10)
+        else:
+            K, T = m(K, T)
+        layers.append((K, T))
+    if dps:
+        with mpmath.workdps(dps):
+            rnd = np.vectorize(lambda v: +v, otypes=[object])
+            K = rnd(K)
+            T = rnd(T) if T is not None else None
+    return Kernels(nngp=K, ntk=T, layers=tuple(layers), dps=dps, methods=(method,))
+
+
+def kernels(net: Network, X, *, dps: int | None = None) -> Kernels:
+    """NNGP and NTK Gram matrices of the output layer ``L+1`` on inputs ``X`` (shape (N, n0)).
+
+    Args:
+        net: the network (its widths are ignored: this is the infinite-width limit).
+        X: inputs, shape (N, n0), finite.
+        dps: compute every entry with mpmath at ``dps`` significant digits (object arrays of
+            ``mpf``); ``None`` for float64.
+
+    >>> import numpy as np
+    >>> k = kernels(Network("tanh", depth=2), np.array([[1.0, 2.0], [0.5, -1.0]]))
+    >>> bool(np.allclose(k.nngp, k.nngp.T)), k.ntk.shape
+    (True, (2, 2))
+    """
+    if not isinstance(net, Network):
+        raise PerturbError(f"kernels() needs a Network, got {type(net).__name__}")
+    if dps is not None and (int(dps) != dps or dps < 1):
+        raise PerturbError(f"dps must be a positive integer, got {dps!r}")
+    K, T = first_layer(net, X, dps=dps)
+    return _fold(net, K, T, dps)
+
+
+# =============================================================================== symbolic recursion
+
+_KAA, _KBB, _KAB, _TAB, _TAA = sp.symbols("K_aa K_bb K_ab Theta_ab Theta_aa", real=True)
+_CW, _CB, _LW, _LB = sp.symbols("C_W C_b lambda_W lambda_b", nonnegative=True)
+_LATEX_NAMES = {
+    _KAA: r"K_{\alpha\alpha}", _KBB: r"K_{\beta\beta}", _KAB: r"K_{\alpha\beta}",
+    _TAB: r"\Theta_{\alpha\beta}", _TAA: r"\Theta_{\alpha\alpha}",
+    _CW: "C_W", _CB: "C_b", _LW: r"\lambda_W", _LB: r"\lambda_b",
+}
+
+
+@dataclass(frozen=True)
+class SymbolicRecursion:
+    """The layer map as SymPy expressions (off-diagonal and diagonal entries).
+
+    ``nngp``/``ntk`` give ``K'_{αβ}``, ``Θ'_{αβ}`` in terms of ``K_aa, K_bb, K_ab, Theta_ab``;
+    ``nngp_diag``/``ntk_diag`` give ``K'_{αα}``, ``Θ'_{αα}`` in terms of ``K_aa, Theta_aa``.
+    Atoms ``E(f, K)`` remain where no closed form is known.
+    """
+
+    activation: str
+    nngp: sp.Expr
+    ntk: sp.Expr
+    nngp_diag: sp.Expr
+    ntk_diag: sp.Expr
+    symbols: dict
+
+    def latex(self) -> str:
+        """The recursion as a LaTeX ``align`` block (with the first layer)."""
+        p = functools.partial(sp.latex, symbol_names=_LATEX_NAMES)
+        lines = [
+            r"K^{(1)}_{\alpha\beta} &= C_b + \frac{C_W}{n_0}\, x_\alpha \cdot x_\beta, \qquad "
+            r"\Theta^{(1)}_{\alpha\beta} = \lambda_b + \frac{\lambda_W}{n_0}\, x_\alpha \cdot x_\beta",
+            rf"K^{{(\ell+1)}}_{{\alpha\beta}} &= {p(self.nngp)}",
+            rf"\Theta^{{(\ell+1)}}_{{\alpha\beta}} &= {p(self.ntk)}",
+            rf"K^{{(\ell+1)}}_{{\alpha\alpha}} &= {p(self.nngp_diag)}",
+            rf"\Theta^{{(\ell+1)}}_{{\alpha\alpha}} &= {p(self.ntk_diag)}",
+        ]
+        head = f"% NNGP/NTK recursion, activation: {self.activation}; kernels at layer \\ell on the right\n"
+        return head + "\\begin{align}\n" + " \\\\\n".join(lines) + "\n\\end{align}\n"
+
+
+def symbolic_recursion(activation="generic", *, closed: bool = True) -> SymbolicRecursion:
+    """The NNGP/NTK layer map as SymPy expressions in the kernel entries, C_W, C_b, λ_W, λ_b.
+
+    Args:
+        activation: any activation spec (``"generic"`` keeps σ undefined).
+        closed: substitute closed forms where the registry has them.
+
+    >>> r = symbolic_recursion("relu")
+    >>> r.nngp_diag
+    C_W*K_aa/2 + C_b
+    >>> print(symbolic_recursion("generic").nngp_diag)
+    C_W*E(sigma(z)**2, K_aa) + C_b
+    """
+    act = get_activation(activation)
+    s, ds = act.expr, act.derivative()
+    Kmat = sp.ImmutableMatrix([[_KAA, _KAB], [_KAB, _KBB]])
+
+    def two(expr):
+        f = _pair(expr)
+        if closed and not act.is_generic:
+            cf = closed_form(f, Kmat)
+            if cf is not None:
+                return cf
+        return E(f, Kmat)
+
+    def one(expr):
+        f = expr**2
+        if closed and not act.is_generic:
+            cf = closed_form(f, _KAA)
+            if cf is not None:
+                return sp.simplify(cf)
+        return E(f, _KAA)
+
+    ss, dd = two(s), two(ds)
+    s1, d1 = one(s), one(ds)
+    return SymbolicRecursion(
+        activation=act.name,
+        nngp=_CB + _CW * ss,
+        ntk=_LB + _LW * ss + _CW * dd * _TAB,
+        nngp_diag=_CB + _CW * s1,
+        ntk_diag=_LB + _LW * s1 + _CW * d1 * _TAA,
+        symbols=dict(K_aa=_KAA, K_bb=_KBB, K_ab=_KAB, Theta_ab=_TAB, Theta_aa=_TAA,
+                     C_W=_CW, C_b=_CB, lambda_W=_LW, lambda_b=_LB, sigma=SIGMA),
+    )
+
+
+# =============================================================================== training
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Mean and covariance of the network outputs on test inputs (infinite width).
+
+    Attributes:
+        mean: shape (M,) or (M, k) for k output targets.
+        cov: shape (M, M) (the same for every output unit).
+        t: training time (``inf`` for the converged / posterior result).
+        kind: ``"gradient flow"``, ``"gradient descent"`` or ``"nngp posterior"``.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    t: float
+    kind: str
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "cov": self.cov, "t": self.t, "kind": self.kind}
+
+
+def _check_train(Theta, K, Y, Theta_tX, K_tX, K_tt):
+    Theta = _check_psd(Theta, "Theta(X, X)")
+    K = _check_psd(K, "K(X, X)")
+    N = Theta.shape[0]
+    Y = np.asarray(Y, dtype=float)
+    if Y.shape[0] != N or Y.ndim > 2 or not np.all(np.isfinite(Y)):
+        raise PerturbError(f"targets must be finite with shape ({N},) or ({N}, k); got {Y.shape}")
+    Theta_tX, K_tX = np.atleast_2d(np.asarray(Theta_tX, float)), np.atleast_2d(np.asarray(K_tX, float))
+    K_tt = np.atleast_2d(np.asarray(K_tt, float))
+    M = K_tt.shape[0]
+    for nm, A, shp in (("Theta(x, X)", Theta_tX, (M, N)), ("K(x, X)", K_tX, (M, N)), ("K(x, x)", K_tt, (M, M))):
+        if A.shape != shp or not np.all(np.isfinite(A)):
+            raise PerturbError(f"{nm} must be finite with shape {shp}; got {A.shape}")
+    return Theta, K, Y, Theta_tX, K_tX, K_tt
+
+
+def _spectral_predict(gfun, Theta, K, Y, Theta_tX, K_tX, K_tt, t, kind):
+    lam, V = np.linalg.eigh(Theta)
+    lam = np.maximum(lam, 0.0)
+    gvals = gfun(lam)                       # Θ⁻¹(I - U_t) in the eigenbasis, finite at λ = 0
+    Mmat = (V * gvals) @ V.T
+    A = Theta_tX @ Mmat                     # Θ(x,X) Θ⁻¹ (I - U_t)
+    mean = A @ Y
+    cross = A @ K_tX.T
+    cov = K_tt + A @ K @ A.T - cross - cross.T
+    return Prediction(mean=mean, cov=(cov + cov.T) / 2, t=float(t), kind=kind)
+
+
+def gradient_flow(Theta, K, Y, Theta_tX, K_tX, K_tt, t: float, *, eta: float = 1.0) -> Prediction:
+    """Mean and covariance at time ``t`` of gradient flow on ½Σ(f − y)² (REFERENCE §1, [LEE]).
+
+    ``Θ⁻¹(I − e^{−ηΘt})`` is applied in Θ's eigenbasis (``(1 − e^{−ηλt})/λ``, equal to ``ηt``
+    at λ = 0), so a singular Θ is fine.  ``t = inf`` gives the converged predictor.
+
+    >>> Th = np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> p = gradient_flow(Th, Th, [1.0, -1.0], Th, Th, Th, t=np.inf)
+    >>> p.mean.round(12)                     # interpolates the training targets
+    array([ 1., -1.])
+    """
+    if not (t >= 0) or eta <= 0:
+        raise PerturbError(f"need t >= 0 and eta > 0; got t = {t}, eta = {eta}")
+    args = _check_train(Theta, K, Y, Theta_tX, K_tX, K_tt)
+
+    def g(lam):
+        x = eta * lam * t if np.isfinite(t) else np.where(lam > 0, np.inf, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(lam > 1e-300, -np.expm1(-x) / np.where(lam > 1e-300, lam, 1.0),
+                           eta * t if np.isfinite(t) else 0.0)
+        return out
+
+    return _spectral_predict(g, *args, t, "gradient flow")
+
+
+def gradient_descent(Theta, K, Y, Theta_tX, K_tX, K_tt, steps: int, *, eta: float) -> Prediction:
+    """Mean and covariance after ``steps`` steps of full-batch GD: ``e^{−ηΘt} -> (I − ηΘ)^t``.
+
+    Raises PerturbError unless ``η < 2/λ_max(Θ)`` (otherwise the linearised dynamics diverge).
+
+    >>> Th = np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> gradient_descent(Th, Th, [1.0, -1.0], Th, Th, Th, steps=2000, eta=0.5).mean.round(9)
+    array([ 1., -1.])
+    """
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise PerturbError(f"steps must be a non-negative integer, got {steps!r}")
+    args = _check_train(Theta, K, Y, Theta_tX, K_tX, K_tt)
+    lam_max = float(np.linalg.eigvalsh(args[0])[-1])
+    if not (0 < eta < 2 / lam_max):
+        raise PerturbError(f"learning rate eta = {eta:g} is outside the stable range 0 < eta < "
+                           f"2/lambda_max(Theta) = {2 / lam_max:.6g}")
+
+    def g(lam):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(lam > 1e-300, (1 - (1 - eta * lam) ** int(steps)) / np.where(lam > 1e-300, lam, 1.0),
+                            eta * int(steps))
+
+    return _spectral_predict(g, *args, float(steps), "gradient descent")
+
+
+def nngp_posterior(K, Y, K_tX, K_tt, *, noise: float = 0.0) -> Prediction:
+    """The exact Bayesian (NNGP) posterior: ``K(x,X)(K + noise I)⁻¹Y`` and its covariance.
+
+    >>> K = np.array([[1.0, 0.3], [0.3, 1.0]])
+    >>> nngp_posterior(K, [1.0, 0.0], K, K).cov.round(12)       # no variance left at the data
+    array([[0., 0.],
+           [0., 0.]])
+    """
+    if noise < 0:
+        raise PerturbError(f"noise variance must be >= 0, got {noise}")
+    K, _, Y, K_tX, _, K_tt = _check_train(K, K, Y, K_tX, K_tX, K_tt)
+    lam, V = np.linalg.eigh(K + noise * np.eye(K.shape[0]))
+    tol = 1e-12 * max(lam[-1], 1e-300)
+    inv = np.where(lam > tol, 1 / np.where(lam > tol, lam, 1.0), 0.0)   # pseudo-inverse
+    A = K_tX @ ((V * inv) @ V.T)
+    mean = A @ Y
+    cov = K_tt - A @ K_tX.T
+    return Prediction(mean=mean, cov=(cov + cov.T) / 2, t=float("inf"), kind="nngp posterior")
+
+
+def train_predictions(net: Network, X_train, Y_train, X_test, *, t: float = float("inf"),
+                      eta: float = 1.0, steps: int | None = None) -> Prediction:
+    """Infinite-width predictions of ``net`` trained on (X_train, Y_train), at the test inputs.
+
+    Gradient flow to time ``t`` (default: converged), or ``steps`` steps of GD at rate ``eta``.
+
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]]); Xt = np.array([[0.6, 0.8]])
+    >>> p = train_predictions(Network("relu", depth=2, C_W=2.0), X, [1.0, -1.0], Xt)
+    >>> p.mean.shape, p.cov.shape
+    ((1,), (1, 1))
+    """
+    Xtr, Xte = _check_inputs(X_train), _check_inputs(X_test)
+    if Xtr.shape[1] != Xte.shape[1]:
+        raise PerturbError(f"train inputs have dimension {Xtr.shape[1]}, test inputs {Xte.shape[1]}")
+    k = kernels(net, np.vstack([Xtr, Xte]))
+    if k.ntk is None:
+        raise PerturbError(f"the NTK of activation '{net.activation.name}' is undefined (σ' has a Dirac delta)")
+    N = Xtr.shape[0]
+    K, T = k.nngp, k.ntk
+    parts = (T[:N, :N], K[:N, :N], Y_train, T[N:, :N], K[N:, :N], K[N:, N:])
+    if steps is not None:
+        return gradient_descent(*parts, steps, eta=eta)
+    return gradient_flow(*parts, t, eta=eta)
