@@ -205,6 +205,7 @@ def layer_moment_symbolic(k: int, n: sp.Expr) -> sp.Expr:
     return sp.expand(out)
 
 
+@lru_cache(maxsize=1024)
 def _log_moments_layer(n: int, dps: int) -> tuple[mpmath.mpf, mpmath.mpf, mpmath.mpf]:
     """(P[B ≥ 1], E[log χ²_B | B ≥ 1], Var[log χ²_B | B ≥ 1]) for B ~ Bin(n, ½), at ``dps`` digits."""
     with mpmath.workdps(dps + 10):
