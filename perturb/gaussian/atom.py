@@ -113,6 +113,42 @@ def _split_term(term: sp.Expr, zs) -> tuple[sp.Expr, sp.Expr]:
     return coeff, rest
 
 
+def _condition_out_polynomial_variables(f: sp.Expr, K: sp.MatrixBase, zs):
+    """<f(z_U) Π_w z_w^{m_w}>_K = <f(z_U) E[Π z_w^{m_w} | z_U]>_{K_UU}.
+
+    Variables that enter only through a monomial are integrated out by conditioning
+    (z_W | z_U ~ N(K_WU K_UU⁻¹ z_U, K_WW − K_WU K_UU⁻¹ K_UW)); returns (new integrand in the
+    marginal variables, K_UU) or None when nothing can be reduced.
+    """
+    mono, other = sp.S.One, sp.S.One
+    for factor in sp.Mul.make_args(f):
+        if factor.is_polynomial(*zs):
+            mono *= factor
+        else:
+            other *= factor
+    U = [i for i, v in enumerate(zs) if v in other.free_symbols]
+    W = [i for i, v in enumerate(zs) if v in mono.free_symbols and i not in U]
+    if not U or not W:
+        return None
+    Kuu = K.extract(U, U)
+    Kwu = K.extract(W, U)
+    Kinv = Kuu.inv()
+    mean = Kwu * Kinv * sp.Matrix([zs[i] for i in U])
+    cov = sp.ImmutableMatrix(K.extract(W, W) - Kwu * Kinv * Kwu.T)
+    xi = zvars(len(W) + len(zs))[len(zs):]  # fresh names for the conditional fluctuation
+    shifted = mono.xreplace({zs[w]: mean[k] + xi[k] for k, w in enumerate(W)})
+    poly = sp.Poly(sp.expand(shifted), *xi)
+    cond = sp.S.Zero
+    for powers, c in poly.terms():
+        cond += c * wick(powers, cov if len(W) > 1 else cov[0, 0])
+    cond = sp.expand(cond)
+    keep = [zs[i] for i in U]
+    target = (Z,) if len(U) == 1 else zvars(len(U))
+    ren = dict(zip(keep, target))
+    newK = Kuu[0, 0] if len(U) == 1 else sp.ImmutableMatrix(Kuu)
+    return sp.expand((other * cond).xreplace(ren)), newK
+
+
 class GaussianExpectation(sp.Function):
     """``E(f, K)``: the expectation of ``f`` over ``N(0, K)``. See the module docstring."""
 
@@ -150,6 +186,10 @@ class GaussianExpectation(sp.Function):
         coeff, rest = _split_term(expanded, zs)
         if coeff != 1:
             return coeff * cls(rest, K)
+        if isinstance(K, sp.MatrixBase):
+            reduced = _condition_out_polynomial_variables(rest, K, zs)
+            if reduced is not None:
+                return cls(reduced[0], reduced[1])
         if rest.is_polynomial(*zs):
             powers = sp.Poly(rest, *zs).monoms()
             if len(powers) == 1:
