@@ -212,9 +212,9 @@ def _log_moments_layer(n: int, dps: int) -> tuple[mpmath.mpf, mpmath.mpf, mpmath
         w = [mpmath.mpf(math.comb(n, b)) / mpmath.mpf(2) ** n for b in range(1, n + 1)]
         p = mpmath.fsum(w)
         m1 = [mpmath.digamma(mpmath.mpf(b) / 2) + mpmath.log(2) for b in range(1, n + 1)]
-        mean = mpmath.fsum(wi * mi for wi, mi in zip(w, m1)) / p
+        mean = mpmath.fsum(wi * mi for wi, mi in zip(w, m1, strict=True)) / p
         var = mpmath.fsum(wi * (mpmath.psi(1, mpmath.mpf(b) / 2) + (mi - mean) ** 2)
-                          for b, wi, mi in zip(range(1, n + 1), w, m1)) / p
+                          for b, wi, mi in zip(range(1, n + 1), w, m1, strict=True)) / p
         return +p, +mean, +var
 
 

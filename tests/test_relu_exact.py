@@ -127,14 +127,16 @@ def test_jacobian_second_moment_lh124():
 
 def _gauss(f, K):
     """<f>_K by mpmath quadrature, split at the ReLU kink (an independent evaluator)."""
-    g = lambda z: f(z) * mpmath.exp(-z * z / (2 * K)) / mpmath.sqrt(2 * mpmath.pi * K)
+    def g(z):
+        return f(z) * mpmath.exp(-z * z / (2 * K)) / mpmath.sqrt(2 * mpmath.pi * K)
     return mpmath.quad(g, [-mpmath.inf, 0, mpmath.inf])
 
 
 def test_series_matches_order_one_recursions():
     """κ4(z) = 3V/n and E z² = K + G1/n from the §3 recursions (critical ReLU, quadrature
     Gaussian expectations) equal the 1/n terms of the exact moments' series."""
-    relu = lambda z: max(z, 0)
+    def relu(z):
+        return max(z, 0)
     CW, K = 2, mpmath.mpf(1)
     with mpmath.workdps(30):
         s2, s4 = _gauss(lambda z: relu(z) ** 2, K), _gauss(lambda z: relu(z) ** 4, K)
@@ -208,7 +210,7 @@ def test_density_normalisation_and_moments_30_digits(ws):
         mass = 2 * mpmath.quad(f, pts)
         assert abs(mass - (1 - _mp(law.p_zero()))) < mpmath.mpf(10) ** -30
         for M in (2, 4, 6):
-            mom = 2 * mpmath.quad(lambda z: z ** M * f(z), pts)
+            mom = 2 * mpmath.quad(lambda z, M=M: z ** M * f(z), pts)
             assert abs(mom - _mp(law.moment(M))) < mpmath.mpf(10) ** -30 * _mp(law.moment(M))
 
 
@@ -451,3 +453,14 @@ def test_cli_bad_input_exit_2(args, capsys):
 def test_cli_bad_input_subprocess_no_traceback():
     r = _cli("--widths", "4", "--x", "0", "--moment", "2")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "x = 0" in r.stderr
+
+
+def test_finite_width_engine_relu_series_equals_exact_expansion():
+    """The finite-width engine's (perturb.finite) derived ReLU series, order by order in 1/n,
+    equals the 1/n expansion of the exact moments (critical ReLU, equal widths)."""
+    finite = pytest.importorskip("perturb.finite")
+    for L, order in ((2, 2), (3, 2)):
+        st = finite.FiniteWidth("relu", depth=L, order=order).symbolic(K1=1, widths=[N] * L, C_W=2, C_b=0)
+        for m in (2, 4, 6, 8):
+            engine = sp.expand(sum(st.series("moments", m)))
+            assert sp.simplify(engine - moment_series(m, L, order)) == 0, (L, m)

@@ -24,7 +24,12 @@ from perturb.montecarlo import (
     verdict,
 )
 from perturb.network import Network
-from perturb.relu_exact import fourth_moment_nongaussian, ntk_mean, relu_jacobian_law, relu_output_law
+from perturb.relu_exact import (
+    fourth_moment_nongaussian,
+    ntk_mean,
+    relu_jacobian_law,
+    relu_output_law,
+)
 
 CONF = 0.999
 X = np.array([1.0, 0.5, -0.3])
@@ -108,7 +113,7 @@ def test_ntk_second_moment_grows_exponentially():
         th = sample_ntk(net, X, 60_000, seed=17 + L)[:, 0, 0]
         ratios.append(float(np.mean(th ** 2) / np.mean(th) ** 2 - 1))
     growth = np.diff(np.log(ratios)) / np.diff([2, 4, 8, 12])
-    assert all(r2 > r1 for r1, r2 in zip(ratios, ratios[1:])), ratios
+    assert all(r2 > r1 for r1, r2 in zip(ratios, ratios[1:], strict=False)), ratios
     assert ratios[-1] / ratios[0] > 6, ratios          # linear growth would give 12/2 = 6
     assert np.all(np.isfinite(growth))
 

@@ -26,7 +26,7 @@ def figure(path, n_samples: int, seed: int = 0) -> list[dict]:
     x = np.array([1.0, 0.0])                               # K^{(1)} = C_W |x|²/n0 = 1
     fig, axes = plt.subplots(1, len(CASES), figsize=(4.2 * len(CASES), 3.6))
     rows = []
-    for ax, (n, L) in zip(axes, CASES):
+    for ax, (n, L) in zip(axes, CASES, strict=True):
         widths = (n,) * L
         z = sample_outputs(Network("relu", widths=widths, C_W=2.0, C_b=0.0), x, n_samples, seed)[:, 0]
         law = relu_output_law(widths, x)
