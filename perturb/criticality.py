@@ -95,9 +95,11 @@ class _Integrands:
     dsq: sp.Expr  # σ'²
     dq: sp.Expr | None  # σ'² + σσ''  (= ½ (σ²)'', so ∂_q<σ²>_q = <dq>_q) for smooth σ
     sqz2: sp.Expr  # σ² z²  (kinked σ: ∂_q<σ²>_q = (<σ² z²> - q<σ²>) / (2q²))
-    pair: sp.Expr  # σ(z_1)σ(z_2)
-    dpair: sp.Expr  # σ'(z_1)σ'(z_2)
+    pair: sp.Expr  # σ(z_1)σ(z_2) / pair_k
+    dpair: sp.Expr  # σ'(z_1)σ'(z_2) / dpair_k
     at0: tuple[float, float, float]  # σ(0)², σ'(0)², σ'(0)² + σ(0)σ''(0)  (nan if kinked at 0)
+    pair_k: sp.Expr = sp.S.One  # constant factors pulled out (the closed-form registry matches
+    dpair_k: sp.Expr = sp.S.One  # products like exp(-z_1²)exp(-z_2²) only without them)
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,15 +115,43 @@ def _integrands(act: Activation) -> _Integrands:
         b0 = float(d1.subs(Z, 0))
         c0 = float((d1**2 + s * act.derivative(2)).subs(Z, 0))
         at0 = (a0 * a0, b0 * b0, c0)
-    return _Integrands(sq=s**2, dsq=d1**2, dq=dq, sqz2=s**2 * Z**2, pair=s.subs(Z, z1) * s.subs(Z, z2),
-                       dpair=d1.subs(Z, z1) * d1.subs(Z, z2), at0=at0)
+    ks, rs = s.as_independent(Z, as_Add=False)
+    kd, rd = d1.as_independent(Z, as_Add=False)
+    return _Integrands(sq=s**2, dsq=d1**2, dq=dq, sqz2=s**2 * Z**2, pair=rs.subs(Z, z1) * rs.subs(Z, z2),
+                       dpair=rd.subs(Z, z1) * rd.subs(Z, z2), at0=at0, pair_k=ks**2, dpair_k=kd**2)
+
+
+#: split points (in z) for smooth one-dimensional integrands: see :func:`_split`
+_SPLITS = (-30, -10, -3, -1, 0, 1, 3, 10, 30)
+
+
+@functools.lru_cache(maxsize=256)
+def _split(f: sp.Expr) -> sp.Expr | None:
+    """f written piecewise on the intervals between :data:`_SPLITS` (None if f is not smooth).
+
+    Workaround: ``expect``'s Gauss–Hermite rule (100 nodes) loses accuracy for tanh-like
+    integrands at large variance (1e-6 relative for <tanh'²>_3, worse beyond: the activation's
+    own scale 1/√q shrinks in standard coordinates).  Split points at fixed z make
+    :func:`perturb.gaussian.expect_numeric` use Gauss–Legendre panels adapted to that scale:
+    ~1e-13 for q <= 300 (checked against mpmath in tests/test_criticality.py).
+    """
+    if f.atoms(*(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)) or closed_form_of(f, 1) is not None:
+        return None
+    H, p = sp.Heaviside, _SPLITS
+    return (f * H(p[0] - Z) + sum(f * H(Z - a) * H(b - Z) for a, b in zip(p[:-1], p[1:]))
+            + f * H(Z - p[-1]))
 
 
 def _e1(f, q, dps):
     """<f>_q: numpy array (fast) or mpf (dps)."""
     if dps:
         return expect(f, q, method="mpmath", dps=dps)
-    return np.asarray(expect(f, q), dtype=float)
+    g = _split(f)
+    if g is None:
+        return np.asarray(expect(f, q), dtype=float)
+    from .gaussian import expect_numeric
+
+    return np.asarray(expect_numeric(g, np.asarray(q, dtype=float), n_legendre=64), dtype=float)
 
 
 def _moments(act: Activation, q, dps=None):
@@ -234,12 +264,12 @@ def _q_grid_table(act: Activation) -> tuple[np.ndarray, np.ndarray]:
     qg = np.concatenate([[0.0], np.logspace(math.log10(Q_MIN), math.log10(Q_MAX), Q_POINTS - 1)])
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            s0 = np.asarray(expect(_integrands(act).sq, qg), dtype=float)
+            s0 = _e1(_integrands(act).sq, qg, None)
         except PerturbError:  # divergent beyond some q: evaluate piecewise, inf where divergent
             s0 = np.full_like(qg, np.inf)
             for i, q in enumerate(qg):
                 try:
-                    s0[i] = float(expect(_integrands(act).sq, q))
+                    s0[i] = float(_e1(_integrands(act).sq, q, None))
                 except PerturbError:
                     break
     s0 = np.where(np.isfinite(s0), s0, np.inf)
@@ -265,7 +295,7 @@ def divergence_threshold(activation, C_b: float = 0.0) -> float:
         return float(r[i])
     import scipy.optimize as so
 
-    res = so.minimize_scalar(lambda lq: -float((math.exp(lq) - C_b) / expect(_integrands(act).sq, math.exp(lq))),
+    res = so.minimize_scalar(lambda lq: -float((math.exp(lq) - C_b) / _e1(_integrands(act).sq, math.exp(lq), None)),
                              bounds=(math.log(qg[i - 1]), math.log(qg[i + 1])), method="bounded",
                              options={"xatol": 1e-12})
     return float(max(r[i], -res.fun))
@@ -290,7 +320,7 @@ def _solve_q_fast(act: Activation, C_W: np.ndarray, C_b: np.ndarray, q0: float):
     hi = np.zeros(n)
     ok = np.ones(n, bool)
     exact0 = np.zeros(n, bool)
-    gq0 = C_b + C_W * float(expect(_integrands(act).sq, q0)) - q0
+    gq0 = C_b + C_W * float(_e1(_integrands(act).sq, q0, None)) - q0
     for k in range(n):
         gk = g[k]
         if gq0[k] > 0:  # flows up: first grid point above q0 with g <= 0
@@ -375,8 +405,8 @@ def _solve_c_fast(act: Activation, C_W, C_b, q):
             break
         qa, ca = q[idx], c[idx]
         M = _pair_matrix(qa, ca)
-        h = (C_b[idx] + C_W[idx] * np.asarray(expect(ig.pair, M), dtype=float)) / qa - ca
-        dh = C_W[idx] * np.asarray(expect(ig.dpair, M), dtype=float) - 1
+        h = (C_b[idx] + C_W[idx] * float(ig.pair_k) * np.asarray(expect(ig.pair, M), dtype=float)) / qa - ca
+        dh = C_W[idx] * float(ig.dpair_k) * np.asarray(expect(ig.dpair, M), dtype=float) - 1
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(dh < 0, -h / dh, 0.0)
         step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
@@ -388,7 +418,8 @@ def _solve_c_fast(act: Activation, C_W, C_b, q):
 
 
 def _chi_c_fast(act: Activation, C_W, q, c):
-    return C_W * np.asarray(expect(_integrands(act).dpair, _pair_matrix(q, c)), dtype=float)
+    ig = _integrands(act)
+    return C_W * float(ig.dpair_k) * np.asarray(expect(ig.dpair, _pair_matrix(q, c)), dtype=float)
 
 
 # --------------------------------------------------------------------------- public: fixed points
@@ -517,15 +548,18 @@ def _fixed_point_mp(act, C_W, C_b, g, dps, q0, precise_two_point, notes) -> Fixe
         else:
             has_closed = closed_form_of(ig.pair, 2) is not None and closed_form_of(ig.dpair, 2) is not None
             if has_closed or precise_two_point:
+                kp = mpmath.mpmathify(sp.N(ig.pair_k, d))
+                kd = mpmath.mpmathify(sp.N(ig.dpair_k, d))
+
                 def e2(f, cc):
                     return expect(f, [[q, q * cc], [q * cc, q]], method="mpmath", dps=d)
 
                 def hfun(cc):
-                    return (cb + cw * e2(ig.pair, cc)) / q - cc
+                    return (cb + cw * kp * e2(ig.pair, cc)) / q - cc
 
                 c0 = mpmath.mpf(float(g.c_star))
                 c = c0 if hfun(c0) == 0 else mpmath.findroot(hfun, c0, tol=mpmath.mpf(10) ** (-dps - 5))
-                chi_c = cw * e2(ig.dpair, c)
+                chi_c = cw * kd * e2(ig.dpair, c)
             else:
                 c, chi_c = mpmath.mpf(float(g.c_star)), mpmath.mpf(float(g.chi_c))
                 notes.append(f"c_star, chi_c, xi_c at float64 accuracy (no closed form for the two-point "
@@ -573,8 +607,8 @@ def _critical_q_fast(act: Activation, C_b: np.ndarray) -> np.ndarray:
     qg, _ = _q_grid_table(act)
     ig = _integrands(act)
     qg = qg[qg <= 1e3]
-    s0 = np.asarray(expect(ig.sq, qg), dtype=float)
-    p = np.asarray(expect(ig.dsq, qg), dtype=float)
+    s0 = _e1(ig.sq, qg, None)
+    p = _e1(ig.dsq, qg, None)
     at0 = ig.at0
     with np.errstate(divide="ignore", invalid="ignore"):
         F = qg - np.where(qg == 0, (at0[0] / at0[1]) if at0[1] > 0 else np.inf, s0 / p)
@@ -592,7 +626,7 @@ def _critical_q_fast(act: Activation, C_b: np.ndarray) -> np.ndarray:
         import scipy.optimize as so
 
         def fun(x, cb=cb):
-            return float(x - expect(ig.sq, x) / expect(ig.dsq, x) - cb)
+            return float(x - _e1(ig.sq, x, None) / _e1(ig.dsq, x, None) - cb)
 
         out[k] = so.brentq(fun, a, b, xtol=1e-15, rtol=1e-15, maxiter=200) if fun(b) != 0 else b
     return out
@@ -615,7 +649,7 @@ def critical_line(activation, C_b) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(q)
     cw = np.full(cb.shape, np.nan)
     if np.any(ok):
-        p = np.asarray(expect(_integrands(act).dsq, q[ok]), dtype=float)
+        p = _e1(_integrands(act).dsq, q[ok], None)
         p = np.where(q[ok] == 0, _integrands(act).at0[1], p)
         cw[ok] = 1.0 / p
     return cw, q
@@ -653,7 +687,7 @@ def critical_point(activation, C_b: float = 0.0, *, dps: int | None = None) -> C
                            f"solution with q at the fixed point (q <= 1e3)")
     ig = _integrands(act)
     if not dps:
-        p = ig.at0[1] if q == 0 else float(expect(ig.dsq, q))
+        p = ig.at0[1] if q == 0 else float(_e1(ig.dsq, q, None))
         s1 = ig.at0[2] if q == 0 else float(_moments(act, np.array(q))[1])
         return CriticalPoint(act.name, C_b, 1.0 / p, q, s1 / p, cls)
     d = dps + 10
@@ -800,8 +834,8 @@ def critical_depth_series(activation) -> DepthSeries:
     p = uc.p_perp
     expo = sp.nsimplify(p * A)
     lim = sp.nsimplify(-1 / p) if p.is_negative else None
-    text = f"K^(ℓ) = {A}/ℓ + ({B}) log ℓ/ℓ² + O(1/ℓ²);  Θ^(ℓ) "
-    text += (f"→ {lim}·λ_W/C_W + O(ℓ^{expo})" if lim is not None else
+    text = f"K^(ℓ) = ({A})/ℓ + ({B}) log ℓ/ℓ² + O(1/ℓ²);  Θ^(ℓ) "
+    text += (f"→ ({lim})·λ_W/C_W + O(ℓ^({expo}))" if lim is not None else
              (f"≈ {A}·(λ_W/C_W) log ℓ" if p == 0 else f"∝ ℓ^{expo}"))
     return DepthSeries(act.name, uc.name, A, B, expo, lim, text)
 
@@ -827,8 +861,8 @@ def iterate_kernels(activation, C_W: float, C_b: float, K1: float, depth: int, *
     T[0] = lb + lw / C_W * (K1 - C_b)
     for ell in range(1, depth):
         k = K[ell - 1]
-        s = float(expect(ig.sq, k))
-        p = ig.at0[1] if k == 0 else float(expect(ig.dsq, k))
+        s = float(_e1(ig.sq, k, None))
+        p = ig.at0[1] if k == 0 else float(_e1(ig.dsq, k, None))
         K[ell] = C_b + C_W * s
         T[ell] = lb + lw * s + C_W * p * T[ell - 1]
     return K, T

@@ -1,0 +1,53 @@
+"""``perturb phase-diagram`` — the order/chaos phase diagram of an activation as a figure (+ JSON data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import PerturbError
+from ._common import positive_int, to_jsonable
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "phase-diagram",
+        help="order/chaos phase diagram in the (C_b, C_W) plane: ξ_c heat map and critical line (figure)",
+        description="Grid of fixed points over C_b ∈ [cb-min, cb-max] × C_W ∈ [cw-min, cw-max]: ξ_c as a heat "
+        "map, the critical line χ_1 = 1, ordered/chaotic regions (LH Figure 1 for tanh). Needs matplotlib "
+        "(the 'plot' extra).",
+    )
+    p.add_argument("--activation", default="tanh", help="activation (default tanh)")
+    p.add_argument("--out", required=True, help="figure file, .png or .svg")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the data as JSON")
+    p.add_argument("--cb-max", dest="cb_max", type=float, default=2.0, help="largest C_b (default 2)")
+    p.add_argument("--cw-min", dest="cw_min", type=float, default=0.5, help="smallest C_W (default 0.5)")
+    p.add_argument("--cw-max", dest="cw_max", type=float, default=4.5, help="largest C_W (default 4.5)")
+    p.add_argument("--n", type=positive_int, default=60, help="grid points per axis (default 60)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..criticality import phase_diagram, plot_phase_diagram
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise PerturbError(f"--out must end in .png or .svg, got '{args.out}'")
+    if args.n < 2:
+        raise PerturbError(f"--n must be >= 2, got {args.n}")
+    if not (0 < args.cw_min < args.cw_max) or args.cb_max <= 0:
+        raise PerturbError(f"need 0 < cw-min < cw-max and cb-max > 0, got cw-min={args.cw_min:g}, "
+                           f"cw-max={args.cw_max:g}, cb-max={args.cb_max:g}")
+    d = phase_diagram(args.activation, np.linspace(0.0, args.cb_max, args.n),
+                      np.linspace(args.cw_min, args.cw_max, args.n))
+    fig = plot_phase_diagram(d, out)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    print(f"wrote {out}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(to_jsonable(d.as_dict()), indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
