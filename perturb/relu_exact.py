@@ -218,6 +218,24 @@ def _log_moments_layer(n: int, dps: int) -> tuple[mpmath.mpf, mpmath.mpf, mpmath
         return +p, +mean, +var
 
 
+@lru_cache(maxsize=64)
+def _multisets(widths: tuple[int, ...], max_terms: int) -> dict[tuple[int, ...], Fraction]:
+    """{sorted (B_1..B_L), all ≥ 1: total binomial weight}: the Meijer mixture's terms."""
+    cur: dict[tuple[int, ...], Fraction] = {(): Fraction(1)}
+    for n in widths:
+        nxt: dict[tuple[int, ...], Fraction] = {}
+        for key, w in cur.items():
+            for b in range(1, n + 1):
+                k2 = tuple(sorted(key + (b,)))
+                nxt[k2] = nxt.get(k2, 0) + w * Fraction(math.comb(n, b), 2 ** n)
+        if len(nxt) > max_terms:
+            raise PerturbError(
+                f"the Meijer-G mixture has more than {max_terms} terms for widths "
+                f"{widths}; use density_numpy (log-space Fourier inversion) or raise max_terms")
+        cur = nxt
+    return cur
+
+
 # ---------------------------------------------------------------------------------------------
 # the law
 # ---------------------------------------------------------------------------------------------
@@ -312,20 +330,15 @@ class ReluLaw:
 
     # ---- density ----------------------------------------------------------------------------
     def _multisets(self, max_terms: int) -> dict[tuple[int, ...], Fraction]:
-        """{sorted (B_1..B_L), all ≥ 1: total binomial weight}: the Meijer mixture's terms."""
-        cur: dict[tuple[int, ...], Fraction] = {(): Fraction(1)}
-        for n in self.widths:
-            nxt: dict[tuple[int, ...], Fraction] = {}
-            for key, w in cur.items():
-                for b in range(1, n + 1):
-                    k2 = tuple(sorted(key + (b,)))
-                    nxt[k2] = nxt.get(k2, 0) + w * Fraction(math.comb(n, b), 2 ** n)
-            if len(nxt) > max_terms:
-                raise PerturbError(
-                    f"the Meijer-G mixture has more than {max_terms} terms for widths "
-                    f"{self.widths}; use density_numpy (log-space Fourier inversion) or raise max_terms")
-            cur = nxt
-        return cur
+        """The Meijer mixture's terms (cached per widths); PerturbError beyond ``max_terms``."""
+        return _multisets(self.widths, max_terms)
+
+    def mixture_size(self, limit: int = MAX_MEIJER_TERMS) -> int | None:
+        """Number of Meijer-G terms of the mpmath density (None if more than ``limit``)."""
+        try:
+            return len(_multisets(self.widths, limit))
+        except PerturbError:
+            return None
 
     def _meijer(self, y, readout: bool, dps: int, cdf: bool, max_terms: int):
         with mpmath.workdps(dps + 10):
@@ -337,16 +350,28 @@ class ReluLaw:
                 return mpmath.mpf(0)
             x = y / s
             total = mpmath.mpf(0)
-            for key, w in self._multisets(max_terms).items():
-                alphas = [mpmath.mpf(b) / 2 for b in key] + ([mpmath.mpf(1) / 2] if readout else [])
-                norm = mpmath.fprod(mpmath.gamma(a) for a in alphas)
-                ww = mpmath.mpf(w.numerator) / w.denominator
-                if cdf:
-                    g = mpmath.meijerg([[1], []], [alphas, [0]], x, zeroprec=8 * mpmath.mp.prec)
-                    total += ww * g / norm
-                else:
-                    total += ww * _meijer_g0m(alphas, x) / (norm * s)
+            try:
+                terms = self._multisets(max_terms).items()
+                for key, w in terms:
+                    total += self._meijer_term(key, w, x, s, readout, cdf)
+            except ValueError as exc:
+                if isinstance(exc, PerturbError):
+                    raise
+                raise PerturbError(f"mpmath's Meijer G did not converge at y/s = {mpmath.nstr(x, 6)} "
+                                   "(far in the tail, the density is below ~1e-300 there); use "
+                                   "density_numpy or a point nearer the bulk") from None
             return total
+
+    @staticmethod
+    def _meijer_term(key, w, x, s, readout: bool, cdf: bool):
+        """One multiset's term: weight × (density or CDF of s'·ΠGamma(α_i) at x = y/s')."""
+        alphas = [mpmath.mpf(b) / 2 for b in key] + ([mpmath.mpf(1) / 2] if readout else [])
+        norm = mpmath.fprod(mpmath.gamma(a) for a in alphas)
+        ww = mpmath.mpf(w.numerator) / w.denominator
+        if cdf:
+            g = mpmath.meijerg([[1], []], [alphas, [0]], x, zeroprec=8 * mpmath.mp.prec)
+            return ww * g / norm
+        return ww * _meijer_g0m(alphas, x) / (norm * s)
 
     def density(self, z, dps: int = 30, *, max_terms: int = MAX_MEIJER_TERMS) -> mpmath.mpf:
         """Density of the continuous part of z at ``z`` (mpmath, ``dps`` digits).
