@@ -283,6 +283,22 @@ class ReluLaw:
         k = M // 2
         return math.prod(range(1, M, 2)) * self.sigma_moment(k)
 
+    def norm2_moment(self, k: int, n_out: int = 1) -> Fraction:
+        """E[(‖z‖²)^k] for ``n_out`` output neurons (‖J u‖² for the Jacobian law), exactly.
+
+        Given Σ the outputs are iid N(0, Σ), so ‖z‖² = Σ χ²_{n_out} and
+        E[(‖z‖²)^k] = E[Σ^k] n_out(n_out+2)⋯(n_out+2k−2).
+
+        >>> law = relu_output_law([3], [1])
+        >>> law.norm2_moment(2, n_out=1) == law.moment(4)
+        True
+        """
+        if isinstance(n_out, bool) or not isinstance(n_out, int | np.integer) or n_out < 1:
+            raise PerturbError(f"n_out (number of outputs) must be a positive integer, got {n_out!r}")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise PerturbError(f"k must be a positive integer, got {k!r}")
+        return self.sigma_moment(int(k)) * math.prod(int(n_out) + 2 * j for j in range(int(k)))
+
     def cumulant(self, M: int) -> Fraction:
         """κ_M of z (M even), exactly, from the moments (odd moments vanish).
 

@@ -120,6 +120,14 @@ def test_jacobian_second_moment_lh124():
     assert law.moment(2) == 25 * Fraction(2, 2)
 
 
+def test_norm2_moment_multi_output():
+    """‖J u‖⁴ over m outputs = m E(J u)⁴ + m(m−1) E[(J u)_1²(J u)_2²], the cross term E Σ² = E z⁴/3."""
+    law = relu_jacobian_law([3, 5], 4, u=[1, 0, 2, -1])
+    for m in (1, 2, 7):
+        assert law.norm2_moment(2, n_out=m) == m * law.moment(4) + m * (m - 1) * law.moment(4) / 3
+        assert law.norm2_moment(1, n_out=m) == m * law.moment(2)
+
+
 # ---------------------------------------------------------------------------------------------
 # 1/n series vs the order-1/n recursions of REFERENCE §3
 # ---------------------------------------------------------------------------------------------
