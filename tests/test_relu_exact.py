@@ -62,13 +62,19 @@ def test_layer_moment_matches_reference_m_k(n, k):
     assert Fraction(2, n) ** k * chi2_binomial_moment(n, k) == REF_M[k](n)
 
 
+def _direct(n, k):
+    """Σ_B C(n,B) 2^{−n} B(B+2)⋯(B+2k−2): the definition, summed directly."""
+    return sum(Fraction(math.comb(n, b), 2 ** n) * math.prod(b + 2 * j for j in range(k))
+               for b in range(n + 1))
+
+
 @pytest.mark.parametrize("k", range(0, 8))
-def test_layer_moment_two_routes(k):
-    """Direct binomial sum (Fraction) == factorial-moment polynomial (SymPy) at integer n."""
+def test_layer_moment_three_routes(k):
+    """Direct binomial sum == integer factorial-moment route == SymPy polynomial, at integer n."""
     poly = layer_moment_symbolic(k, N)
-    for n in (1, 2, 5, 13):
+    for n in (1, 2, 3, 5, 13, 40):
         v = poly.subs(N, n)
-        assert Fraction(int(v.p), int(v.q)) == chi2_binomial_moment(n, k)
+        assert Fraction(int(v.p), int(v.q)) == chi2_binomial_moment(n, k) == _direct(n, k)
 
 
 def test_symbolic_moment_equals_numeric_with_per_layer_cw():
