@@ -242,8 +242,9 @@ def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, la
         norm2 = sum(float(v) ** 2 for v in xs) / len(xs)
         num = np.asarray
         cw, cb, lw, lb = ([np.asarray(v, dtype=float) for v in seq] for seq in (cw, cb, lw, lb))
-    K = cb[0] + cw[0] * norm2
-    H = lb[0] + lw[0] * norm2
+    with mpmath.workdps((dps or 15) + 10):
+        K = cb[0] + cw[0] * norm2
+        H = lb[0] + lw[0] * norm2
     zero = 0 * K
     state = {"K": K, "H": H, **{s: zero for s in STAT_NAMES}}
     layers = {k: [v] for k, v in state.items()}
@@ -253,8 +254,9 @@ def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, la
             if mpmath.mpf(state["K"]) <= 0:
                 raise PerturbError(f"K^({ell}) = 0: the NTK statistics need a non-zero input signal")
             vals = [expect(f, state["K"], method="mpmath", dps=dps + 5) for f in integrands]
-            args = [state["K"], state["H"], cw[ell], cb[ell], lw[ell], lb[ell],
-                    mpmath.mpf(ws[ell - 1]) / ws[ell - 2] if ell > 1 else mpmath.mpf(1),
+            with mpmath.workdps(dps + 10):
+                r_mp = mpmath.mpf(ws[ell - 1]) / ws[ell - 2] if ell > 1 else mpmath.mpf(1)
+            args = [state["K"], state["H"], cw[ell], cb[ell], lw[ell], lb[ell], r_mp,
                     *[state[s] for s in STAT_NAMES], *vals]
             state = {k: fns[k].mpmath(*args, dps=dps + 10) for k in _ALL}
         else:

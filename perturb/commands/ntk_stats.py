@@ -1,0 +1,58 @@
+"""``perturb ntk-stats`` — mean and variance of one output's NTK at order 1/n (one input).
+
+    perturb ntk-stats --activation relu --cw 2 --cb 0 --widths 64,64,64 --x 1,0.5,-0.3 [--order 1] --json
+
+prints ``{"mean": E Θ, "var": Var Θ}`` for the NTK Θ(x, x) of one output neuron in the NTK
+parameterisation (λ_W = C_W, λ_b = C_b): E Θ = H + H1/n_L and Var Θ = (A + 2B)/n_L, from the
+derived order-1/n recursions (perturb.ntk).  ``--dps D`` evaluates with mpmath (numbers print as
+D-digit strings); ``--order`` other than 1 is refused (exit 2).
+"""
+
+from __future__ import annotations
+
+from ..errors import NotImplementedOrderError
+from ._common import add_dps_arg, add_network_args, emit_json, float_list, width_list
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "ntk-stats",
+        help="finite-width NTK of one output at one input: mean and variance at order 1/n",
+        description="Fold the derived order-1/n NTK recursions (H1, A, B, D, F of PDLT ch. 8) over "
+        "the network and print the mean and variance of the NTK of one output neuron at the "
+        "input x (NTK parameterisation, lambda = C).",
+    )
+    add_network_args(p)
+    p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1..n_L, e.g. 64,64,64")
+    p.add_argument("--x", type=float_list, required=True, help="one input vector, e.g. 1,0.5,-0.3 (non-zero)")
+    p.add_argument("--order", type=int, default=1, help="order in 1/n (only 1 is implemented)")
+    add_dps_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..ntk.chain import ntk_statistics
+
+    if args.order != 1:
+        raise NotImplementedOrderError(f"--order {args.order} is not implemented; only --order 1 (the 1/n "
+                                       "variance and mean shift) is")
+    if args.cw <= 0:
+        from ..errors import PerturbError
+
+        raise PerturbError(f"--cw must be > 0, got {args.cw}")
+    if args.dps is not None and args.dps > 200:
+        from ..errors import PerturbError
+
+        raise PerturbError(f"--dps {args.dps} is too large (at most 200)")
+    st = ntk_statistics(args.activation, args.widths, args.x, C_W=args.cw, C_b=args.cb, dps=args.dps)
+    out = {"mean": st.mean, "var": st.var}
+    if args.json:
+        emit_json(out, args.dps)
+        return 0
+    print(f"{args.activation}, C_W = {args.cw:g}, C_b = {args.cb:g}, widths {args.widths}, x = {args.x}")
+    print(f"infinite-width NTK H = {float(st.H):.10g}")
+    print(f"E Θ   = {float(st.mean):.10g}   (H + H1/n_L, H1 = {float(st.last('H1')):.6g})")
+    print(f"Var Θ = {float(st.var):.10g}   ((A + 2B)/n_L, A = {float(st.last('A')):.6g}, "
+          f"B = {float(st.last('B')):.6g})")
+    return 0
