@@ -252,12 +252,43 @@ class FiniteWidth:
                         todo.append(d)
         return g
 
+    # ------------------------------------------------------------------ LaTeX
+
+    def latex(self) -> str:
+        """The derived layer map as LaTeX: each outgoing moment of Σ^{(ℓ)} by order in 1/n.
+
+        Notation: M_a^{[e]} is the (1/n)^e coefficient of E[(Σ^{(ℓ−1)} − K)^a] (primed: layer ℓ),
+        K the infinite-width kernel of layer ℓ, n = n_ℓ, C_W, C_b those of layer ℓ+1.
+        """
+        lm = self.lm
+        rename = {}
+        for a in lm.multi_indices():
+            for e in range(self.order + 1):
+                idx = ",".join(map(str, a))
+                rename[moment_symbol(a, e)] = sp.Symbol(f"M_{{{idx}}}^{{[{e}]}}")
+        lines = [r"\begin{align*}"]
+        kern = substitute_activation(lm.kernel()[lm.pairs[0]], self.activation)
+        lines.append(rf"K' &= {sp.latex(kern)} \\")
+        for a, e in sorted({(a, e) for items in self.plan.values() for a, e in items}):
+            expr = substitute_activation(lm.moment(a).get(e, sp.S.Zero), self.activation)
+            idx = ",".join(map(str, a))
+            lines.append(rf"M'^{{[{e}]}}_{{{idx}}} &= {sp.latex(expr.xreplace(rename))} \\")
+        lines[-1] = lines[-1].rstrip("\\ ")
+        lines.append(r"\end{align*}")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ numeric evaluation
 
     def _compiled_moment(self, a: MultiIndex, e: int):
-        key = (a, e)
+        return self._compiled_expr((a, e), lambda: self.lm.moment(a).get(e, sp.S.Zero))
+
+    def _compiled_kernel(self, pr):
+        return self._compiled_expr(("K", pr), lambda: self.lm.kernel()[pr])
+
+    def _compiled_expr(self, key, build):
+        """Compile a layer-map expression once: fn(K entries, C_W, C_b, n, atoms..., moments...)."""
         if key not in self._compiled:
-            expr = substitute_activation(self.lm.moment(a).get(e, sp.S.Zero), self.activation)
+            expr = substitute_activation(build(), self.activation)
             atoms = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
             leaves = [sp.Dummy(f"a{i}") for i in range(len(atoms))]
             lm = self.lm
@@ -330,11 +361,12 @@ class FiniteWidth:
                     args = [Kvals[pr] for pr in self.lm.pairs] + [cw, cb, n]
                     args += [atom(x) for x in atoms] + [M.get(k, 0) for k in ins]
                     newM[(a, e)] = fn.mp_function(*args) if dps else fn(*args)
-                kernel = self.lm.kernel()
-                Kvals = {pr: cb + cw * atom(substitute_activation(kernel[pr].coeff(self.lm.syms.C_W),
-                                                                  self.activation))
-                         for pr in self.lm.pairs}
-                M = newM
+                newK = {}
+                for pr in self.lm.pairs:
+                    fn, atoms, _ = self._compiled_kernel(pr)
+                    args = [Kvals[q] for q in self.lm.pairs] + [cw, cb, n] + [atom(x) for x in atoms]
+                    newK[pr] = fn.mp_function(*args) if dps else fn(*args)
+                Kvals, M = newK, newM
             return self._statistics(Kvals, M)
 
     def _initial_kernel(self, K1, conv) -> dict:
@@ -371,6 +403,9 @@ class FiniteWidth:
                 raw.append(s)
             kap = S.moments_to_cumulants(mt, k)
             kap[0] = S.add(kap[0], {0: K})
+            # κ_j(Σ) = O(n^{-(j-1)}) [H22]: lower orders cancel identically (symbolically they are
+            # 0); drop them so floating-point cancellation does not print as a tiny nonzero.
+            kap = [kj if j == 0 else {e: v for e, v in kj.items() if e >= j} for j, kj in enumerate(kap)]
             moments, cumulants = {}, {}
             for j in range(1, self.max_moment + 1):
                 dfac = math.prod(range(2 * j - 1, 0, -2))
