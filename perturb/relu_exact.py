@@ -234,13 +234,21 @@ def layer_moment_symbolic(k: int, n: sp.Expr) -> sp.Expr:
 @lru_cache(maxsize=1024)
 def _log_moments_layer(n: int, dps: int) -> tuple[mpmath.mpf, mpmath.mpf, mpmath.mpf]:
     """(P[B ≥ 1], E[log χ²_B | B ≥ 1], Var[log χ²_B | B ≥ 1]) for B ~ Bin(n, ½), at ``dps`` digits."""
+    # binomial weights below 10^-(dps+30) of the total are dropped (|ψ|, ψ' < log n + 10 there)
+    half = (dps + 30) * math.log(10) + math.log(n + 1)
+    t = math.ceil(math.sqrt(n * half / 2)) + 1               # Hoeffding: P(|B−n/2| > t) ≤ 2e^{−2t²/n}
+    lo, hi = max(1, n // 2 - t), min(n, n // 2 + t + 1)
+    bs = range(lo, hi + 1)
     with mpmath.workdps(dps + 10):
-        w = [mpmath.mpf(math.comb(n, b)) / mpmath.mpf(2) ** n for b in range(1, n + 1)]
-        p = mpmath.fsum(w)
-        m1 = [mpmath.digamma(mpmath.mpf(b) / 2) + mpmath.log(2) for b in range(1, n + 1)]
+        w = [mpmath.exp(mpmath.loggamma(n + 1) - mpmath.loggamma(lo + 1) - mpmath.loggamma(n - lo + 1)
+                        - n * mpmath.log(2))]
+        for b in bs[:-1]:                                     # C(n,b+1) = C(n,b)(n−b)/(b+1)
+            w.append(w[-1] * (n - b) / (b + 1))
+        p = 1 - mpmath.mpf(2) ** -n                          # P[B ≥ 1], exactly
+        m1 = [mpmath.digamma(mpmath.mpf(b) / 2) + mpmath.log(2) for b in bs]
         mean = mpmath.fsum(wi * mi for wi, mi in zip(w, m1, strict=True)) / p
         var = mpmath.fsum(wi * (mpmath.psi(1, mpmath.mpf(b) / 2) + (mi - mean) ** 2)
-                          for b, wi, mi in zip(range(1, n + 1), w, m1, strict=True)) / p
+                          for b, wi, mi in zip(bs, w, m1, strict=True)) / p
         return +p, +mean, +var
 
 
