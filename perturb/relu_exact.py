@@ -697,7 +697,7 @@ def moment_symbolic(M: int, widths: Sequence[sp.Expr] | int, C_W: sp.Expr | Sequ
     K1 = sp.Symbol("K", positive=True) if K1 is None else sp.sympify(K1)
     out = sp.factorial2(M - 1) * K1 ** k
     for ell, n in enumerate(widths):
-        out *= (sp.sympify(cws[ell + 1]) / n) ** k * layer_moment_symbolic(k, sp.sympify(n))
+        out *= (sp.sympify(cws[ell + 1]) / n) ** k * sp.factor(layer_moment_symbolic(k, sp.sympify(n)))
     return out
 
 
