@@ -20,7 +20,12 @@ def _best(fn, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    from perturb.relu_exact import chi2_binomial_moment, lognormal_error, moment_symbolic, relu_output_law
+    from perturb.relu_exact import (
+        chi2_binomial_moment,
+        lognormal_error,
+        moment_symbolic,
+        relu_output_law,
+    )
 
     rows = []
     for ws in ((8, 8, 8), (100,) * 10, (1000,) * 50):
