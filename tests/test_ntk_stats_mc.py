@@ -170,3 +170,13 @@ def test_relu_gap_grows_with_depth_ratio():
         if L == 6:
             assert abs(ratio.value - p.exponentiated) < abs(ratio.value - p.order1)
     assert all(b > a for a, b in zip(rel_gap, rel_gap[1:])), rel_gap
+
+
+def test_tour_section_runs_quick(tmp_path):
+    from perturb.tour import TourContext
+    from perturb.tour import s70_ntk
+
+    ctx = TourContext(out=tmp_path, quick=True)
+    lines = s70_ntk.run(ctx)
+    assert any("3, 58/9, 10, 68/5" in ln for ln in lines)
+    assert (tmp_path / "ntk_stats.json").exists()
