@@ -20,10 +20,9 @@ from ._common import (
     DELTA,
     G1_SYM,
     N_PREV,
-    R,
     SIGMA_Z,
     V_SYM,
-    atom_canonical,
+    R,
     concrete,
     exact_check,
     symbol_names,
@@ -107,7 +106,7 @@ def build_order1(quantity: str, activation: str = "generic", mc: bool = True) ->
                            c(sp.factor_terms(coef))) for (a, _), coef in sorted(tay.items()))))
     cond = lm.conditional_moment(b)
     poly = sum(coef * DELTA ** a[0] for (a, _e), coef in cond.items())
-    what = r"\mathbb{E}\left[(\Sigma^{(\ell)}-K^{(\ell+1)})^{%d}\mid S\right]" % b[0]
+    what = rf"\mathbb{{E}}\left[(\Sigma^{{(\ell)}}-K^{{(\ell+1)}})^{{{b[0]}}}\mid S\right]"
     steps.append(Step(
         "Conditional moment as a polynomial in $\\delta$",
         "Conditional moments from conditional cumulants (set partitions into blocks of size $\\ge 2$, "

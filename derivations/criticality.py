@@ -35,7 +35,10 @@ def build(activation: str = "tanh", order: int | None = None, checks: bool = Tru
     length = C_b + C_W * E(s**2, K)
     chi_par = sp.diff(length, K)
     chi_perp = C_W * E(sp.diff(s, Z) ** 2, K)
-    c = (lambda e: concrete(e, act))
+
+    def c(e):
+        return concrete(e, act)
+
     steps = [
         Step("Length map", "One input at infinite width: the NNGP recursion on the diagonal.", "",
              (Equation(r"K^{(\ell+1)}", c(length)),)),

@@ -25,7 +25,10 @@ def build(activation: str = "relu", order: int | None = None, checks: bool = Tru
     sy = rec.syms
     names = {sy.K: "K", sy.H: "H", sy.lam_W: r"\lambda_W", sy.lam_b: r"\lambda_b", sy.r: "r"}
     names.update({s: rf"{n}^{{(\ell)}}" for n, s in sy.stats.items()})
-    c = (lambda e: concrete(e, act))
+
+    def c(e):
+        return concrete(e, act)
+
     steps = [
         Step("Collective observables of the NTK", "Conditionally on layer $\\ell$, neuron $i$ of layer $\\ell+1$ has "
              "$z_i = b_i + W_i\\cdot\\sigma$ and $\\Theta_{ii} = \\lambda_b + (\\lambda_W/n)|\\sigma|^2 + W_i^T M W_i$ with one "

@@ -8,7 +8,12 @@ from perturb.finite import FiniteWidth
 from perturb.latex import Check, Derivation, Equation, Step
 from perturb.montecarlo import moment, sample_outputs
 from perturb.network import Network
-from perturb.relu_exact import chi2_binomial_moment, layer_moment_symbolic, moment_series, moment_symbolic
+from perturb.relu_exact import (
+    chi2_binomial_moment,
+    layer_moment_symbolic,
+    moment_series,
+    moment_symbolic,
+)
 
 from ._common import exact_check, verdict_check
 

@@ -54,7 +54,7 @@ class ClaimParseError(PerturbError):
 
 
 def _engine_symbols():
-    from derivations._common import CHI, G1_SYM, R, V_SYM
+    from derivations._common import CHI, G1_SYM, V_SYM, R
     from perturb.finite import layer_map
 
     lm = layer_map(1, 1)
@@ -127,7 +127,10 @@ def parse_claim(text: str, quantity: str = "V") -> sp.Expr:
                               f"{' ' * (col - 1)}^") from None
     syms = _engine_symbols()
     K = syms["K"]
-    Efun = (lambda f, cov=None: E(sp.sympify(f), K if cov is None else cov))
+
+    def Efun(f, cov=None):
+        return E(sp.sympify(f), K if cov is None else cov)
+
     local = dict(syms)
     local.update({"E": Efun, "s": SIGMA(Z), "ds": sp.Derivative(SIGMA(Z), Z), "z": Z, "sigma": SIGMA,
                   "n_prev": sp.Symbol("n_prev", positive=True), "n": sp.Symbol("n", positive=True)})

@@ -8,7 +8,17 @@ import pytest
 import sympy as sp
 
 from perturb.errors import PerturbError
-from perturb.latex import Check, Derivation, Equation, Step, compile_pdf, pdflatex_available, to_json, to_latex, to_markdown
+from perturb.latex import (
+    Check,
+    Derivation,
+    Equation,
+    Step,
+    compile_pdf,
+    pdflatex_available,
+    to_json,
+    to_latex,
+    to_markdown,
+)
 from perturb.latex.writers import equation_lines
 
 K = sp.Symbol("K", positive=True)

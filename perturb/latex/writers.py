@@ -150,6 +150,10 @@ def to_latex(doc: Derivation) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _cell(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
 def _md_equations(eqs, names) -> list[str]:
     out = []
     for eq in eqs:
@@ -183,9 +187,8 @@ def to_markdown(doc: Derivation) -> str:
         parts += [f"## Numeric checks ({state})", "Run when this page was generated.", ""]
         rows = ["| check | expected | observed | outcome |", "|---|---|---|---|"]
         for c in doc.checks:
-            cell = (lambda s: s.replace("|", "\\|"))
-            outcome = ("passed" if c.passed else "**FAILED**") + (f" — {cell(c.detail)}" if c.detail else "")
-            rows.append(f"| {cell(c.description)} | {cell(c.expected)} | {cell(c.observed)} | {outcome} |")
+            outcome = ("passed" if c.passed else "**FAILED**") + (f" — {_cell(c.detail)}" if c.detail else "")
+            rows.append(f"| {_cell(c.description)} | {_cell(c.expected)} | {_cell(c.observed)} | {outcome} |")
         parts.append("\n".join(rows))
     if doc.references:
         parts += ["## References", "\n".join(f"- {r}" for r in doc.references)]
