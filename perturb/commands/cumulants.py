@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--series", action="store_true", help="also print the contribution of each order")
     p.add_argument("--latex", action="store_true", help="print the derived layer-map recursions as LaTeX")
     add_dps_arg(p)
+    p.add_argument("--graph", metavar="FILE", help="write the expression graph (.json or .dot)")
     p.add_argument("--json", action="store_true", help="print JSON (the default output)")
     p.set_defaults(func=run)
 
@@ -45,6 +46,10 @@ def run(args) -> int:
         raise PerturbError("the input is zero and C_b = 0: every preactivation vanishes "
                            "(the first-layer kernel K1 = 0)")
     fw = FiniteWidth(net.activation, depth=net.depth, order=args.order)
+    if args.graph:
+        from ..finite import write_graph
+
+        write_graph(fw.graph(), args.graph)
     if args.latex:
         print(fw.latex())
         if not args.json:
