@@ -35,7 +35,7 @@ def main() -> None:
         rows.append((f"compile the map for {act}", time.perf_counter() - t0))
     for act, cw in (("relu", 2.0), ("tanh", 1.0), ("gelu", 1.5)):
         rows.append((f"numpy fold, {act}, L = 10",
-                     best(lambda: ntk_statistics(act, [64] * 10, [1.0], C_W=cw))))
+                     best(lambda act=act, cw=cw: ntk_statistics(act, [64] * 10, [1.0], C_W=cw))))
     cws = np.linspace(0.5, 2.5, 1000)
     rows.append(("numpy fold, tanh, L = 10, 1000 values of C_W (vectorised)",
                  best(lambda: ntk_statistics("tanh", [64] * 10, [1.0], C_W=cws))))

@@ -32,8 +32,8 @@ def atom_canonical(expr: sp.Expr) -> sp.Expr:
     if not atoms:
         return sp.cancel(expr)
     leaves = [sp.Dummy() for _ in atoms]
-    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves))), *leaves)
-    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m)]) for m, c in poly.terms())
+    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves, strict=True))), *leaves)
+    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m, strict=True)]) for m, c in poly.terms())
 
 
 def same(a, b) -> bool:

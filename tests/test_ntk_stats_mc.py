@@ -20,7 +20,6 @@ from perturb.montecarlo import Estimate, assert_agrees, cumulant, moment, sample
 from perturb.network import Network
 from perturb.ntk.chain import ntk_statistics, relu_ntk_exponential
 
-
 # ----------------------------------------------------------------------------- 1. the lemma
 
 def _fixed_previous_layer(m: int, seed: int):
@@ -169,12 +168,11 @@ def test_relu_gap_grows_with_depth_ratio():
             assert not verdict(p.order1, ratio).passed
         if L == 6:
             assert abs(ratio.value - p.exponentiated) < abs(ratio.value - p.order1)
-    assert all(b > a for a, b in zip(rel_gap, rel_gap[1:])), rel_gap
+    assert all(b > a for a, b in zip(rel_gap, rel_gap[1:], strict=False)), rel_gap
 
 
 def test_tour_section_runs_quick(tmp_path):
-    from perturb.tour import TourContext
-    from perturb.tour import s70_ntk
+    from perturb.tour import TourContext, s70_ntk
 
     ctx = TourContext(out=tmp_path, quick=True)
     lines = s70_ntk.run(ctx)

@@ -118,7 +118,7 @@ def _compiled(activation_name: str):
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs.values()]),
                    key=sp.default_sort_key)
     leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
-    rep = dict(zip(atoms, leaves))
+    rep = dict(zip(atoms, leaves, strict=True))
     args = rec.syms.args() + leaves
     fns = {k: compile_expr(e.xreplace(rep), args) for k, e in exprs.items()}
     K = rec.syms.K
