@@ -1,0 +1,93 @@
+"""``perturb kernel`` — infinite-width NNGP and NTK Gram matrices of a fully connected network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PerturbError
+from ._common import add_dps_arg, add_network_args, emit_json, positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "kernel",
+        help="infinite-width NNGP and NTK Gram matrices (output layer L+1) on given inputs",
+        description="Fold the NNGP/NTK layer maps K' = C_b + C_W <σσ>_K, "
+        "Θ' = λ_b + λ_W <σσ>_K + C_W <σ'σ'>_K Θ over K1 = C_b + C_W x·x'/n0 "
+        "(REFERENCE §0–§1). Closed forms where they exist, Mehler series/quadrature otherwise, "
+        "mpmath at D digits with --dps.",
+    )
+    add_network_args(p)
+    p.add_argument("--depth", type=positive_int, required=True, metavar="L",
+                   help="number of hidden layers L (the output is layer L+1)")
+    p.add_argument("--inputs", required=True, metavar="FILE.json",
+                   help="JSON list of input vectors, all of one dimension n0")
+    p.add_argument("--lw", type=float, default=None, metavar="A", help="λ_W (default: C_W, NTK parameterisation)")
+    p.add_argument("--lb", type=float, default=None, metavar="B", help="λ_b (default: C_b)")
+    add_dps_arg(p)
+    p.add_argument("--latex", action="store_true", help="print the recursion used, as LaTeX")
+    p.add_argument("--json", action="store_true", help='print {"nngp": [[...]], "ntk": [[...]]}')
+    p.set_defaults(func=run)
+
+
+def _read_inputs(path: str):
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise PerturbError(f"cannot read inputs file '{path}': {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PerturbError(f"inputs file '{path}' is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(data, list) or not data or not all(isinstance(r, list) for r in data):
+        raise PerturbError(f"inputs file '{path}' must hold a non-empty list of input vectors, e.g. [[1, 0], [0, 1]]")
+    dims = {len(r) for r in data}
+    if len(dims) != 1:
+        raise PerturbError(f"input vectors in '{path}' have different dimensions {sorted(dims)}; all must have one n0")
+    for r in data:
+        for v in r:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise PerturbError(f"inputs must be numbers; got {v!r} in '{path}'")
+    return np.asarray(data, dtype=float)
+
+
+def run(args) -> int:
+    from ..infinite import kernels, symbolic_recursion
+    from ..network import Network
+
+    X = _read_inputs(args.inputs)
+    net = Network(args.activation, depth=args.depth, C_W=args.cw, C_b=args.cb,
+                  lambda_W=args.lw, lambda_b=args.lb)
+    if args.latex:
+        print(symbolic_recursion(net.activation).latex(), end="")
+        if not args.json:
+            return 0
+    res = kernels(net, X, dps=args.dps)
+    if res.ntk is None:
+        import sys
+
+        print(f"perturb: note: the NTK of '{net.activation.name}' is undefined (its derivative is a "
+              "Dirac delta); ntk is null", file=sys.stderr)
+    if args.json or not args.latex:
+        if args.json:
+            emit_json(res.as_dict(), dps=args.dps)
+        else:
+            _print_table(net, res, args.dps)
+    return 0
+
+
+def _print_table(net, res, dps) -> None:
+    from ..commands._common import to_jsonable
+
+    print(f"{net!r}; {res.methods[0]}")
+    for name, M in (("NNGP K^(L+1)", res.nngp), ("NTK Θ^(L+1)", res.ntk)):
+        print(f"{name}:")
+        if M is None:
+            print("  undefined")
+            continue
+        rows = to_jsonable(M, dps)
+        for r in rows:
+            print("  " + "  ".join(f"{v}" if isinstance(v, str) else f"{v: .12g}" for v in r))
