@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import derivations
+
     from ..errors import PerturbError
     from ..latex import to_json, to_latex, to_markdown
 
