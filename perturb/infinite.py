@@ -210,20 +210,35 @@ class _Engine:
     def _relu(self, K, a, want_ntk):
         al, be = self.relu
         n = np.sqrt(a)
-        nrm = np.multiply.outer(n, n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = np.where(nrm > 0, K / np.where(nrm > 0, nrm, 1.0), 0.0)
+        nrm = np.multiply.outer(n, n)                 # exactly symmetric (commutative products)
+        rho = np.divide(K, nrm, out=np.zeros_like(K), where=nrm > 0)   # in place from here on
         np.clip(rho, -1.0, 1.0, out=rho)
         np.fill_diagonal(rho, np.where(a > 0, 1.0, 0.0))
         th = np.arccos(rho)
-        s = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+        s = np.multiply(rho, rho)
+        np.subtract(1.0, s, out=s)
+        np.maximum(s, 0.0, out=s)
+        np.sqrt(s, out=s)
         # J(ρ) = E relu(u1) relu(u2); J(-ρ) = E relu(u1) relu(-u2) (= E relu(-u1) relu(u2))
         p, q = al * al + be * be, 2 * al * be
-        ss = nrm / (2 * np.pi) * (p * (s + (np.pi - th) * rho) + q * (s - th * rho))
+        ss = np.subtract(np.pi, th)
+        if q:
+            ss *= p
+            ss -= q * th
+            ss *= rho
+            s *= p + q
+        else:
+            ss *= p * rho
+            s *= p
+        ss += s
+        nrm *= 1 / (2 * np.pi)
+        ss *= nrm
         dd = None
         if want_ntk:
             # σ' = α H(z) - β H(-z); E H(u1)H(u2) = (π-θ)/2π, E H(u1)H(-u2) = θ/2π
-            dd = (p * (np.pi - th) - q * th) / (2 * np.pi)
+            dd = th
+            dd *= -(p + q) / (2 * np.pi)
+            dd += p / 2
             zero = a == 0
             if np.any(zero):
                 # u_α = 0 exactly: σ'(0) = (α - β)/2 (Heaviside convention H(0) = 1/2) and
@@ -316,7 +331,13 @@ def _mp_two_point(act: Activation, K, dps: int, want_ntk: bool):
                 if a == 0 or b == 0:
                     v = _mp_zero_var(expr, a, b, dps)
                 elif i == j:
-                    v = expect_mpmath(expr**2, a, dps=dps)
+                    cf1 = closed_form_of(expr**2, 1) if expr.free_symbols else None
+                    if not expr.free_symbols:
+                        v = mpmath.mpf(sp.N(expr**2, dps + 5))
+                    elif cf1 is not None:
+                        v = cf1.mpmath(a, dps=dps + 5)
+                    else:
+                        v = expect_mpmath(expr**2, a, dps=dps)
                 elif f is not None:
                     v = f.mpmath(a, b, c, dps=dps + 5)
                 else:

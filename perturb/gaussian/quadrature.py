@@ -268,9 +268,12 @@ def pair_gram(g: sp.Expr, h: sp.Expr, a: np.ndarray, b: np.ndarray, c: np.ndarra
     rmax = float(r.max(initial=0.0))
     # smallest order M whose worst-case bound is below tol, among entries with |rho| <= rcut
     order, rcut = max_order, min(rmax, 0.995)
+    # max over pairs of sqrt(tail_g tail_h) is sqrt(max tail_g · max tail_h): O(N) per order
+    worst = np.sqrt(tail_g.max(axis=1) * tail_h.max(axis=1))
+    smallest = math.sqrt(float(eg2.min()) * float(eh2.min())) + 1e-300
     for M in range(4, max_order + 1):
-        bound = np.sqrt(np.outer(tail_g[M], tail_h[M])).max() * rcut ** (M + 1)
-        if bound <= tol * scale.min():
+        bound = worst[M] * rcut ** (M + 1)
+        if bound <= tol * smallest:
             order = M
             break
     out = cg[order][:, None] * ch[order][None, :]
