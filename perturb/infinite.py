@@ -601,7 +601,8 @@ class Prediction:
     kind: str
 
     def as_dict(self) -> dict:
-        return {"mean": self.mean, "cov": self.cov, "t": self.t, "kind": self.kind}
+        t = self.t if np.isfinite(self.t) else "inf"      # JSON has no infinity
+        return {"mean": self.mean, "cov": self.cov, "t": t, "kind": self.kind}
 
 
 def _check_train(Theta, K, Y, Theta_tX, K_tX, K_tt):
