@@ -32,14 +32,13 @@ array([[1.      , 0.775312],
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from .activations import SIGMA, Z, Activation, get_activation
+from .activations import SIGMA, Activation, Z, get_activation
 from .errors import PerturbError
 from .gaussian import E, closed_form, closed_form_of, expect, expect_mpmath, pair_gram, zvars
 from .gaussian.closed import decompose
@@ -296,7 +295,7 @@ def _mehler_gram(expr, K, a):
     return ss
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _triu(N: int):
     i, j = np.triu_indices(N)
     return i.astype(np.intp), j.astype(np.intp)

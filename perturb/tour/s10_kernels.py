@@ -8,11 +8,11 @@ TITLE = "Infinite-width kernels: NNGP and NTK for any activation"
 
 
 def run(ctx) -> list[str]:
+    import sympy as sp
+
     from ..gaussian import expect, zvars
     from ..infinite import kernels, symbolic_recursion, train_predictions
     from ..network import Network
-
-    import sympy as sp
 
     lines = []
     X = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8], [-1.0, 0.0, 0.0]])
