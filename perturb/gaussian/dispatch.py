@@ -33,6 +33,7 @@ from ..errors import DivergentIntegralError, PerturbError
 from .atom import GaussianExpectation, integration_vars
 from .closed import closed_form
 from .precise import expect_mpmath
+from .interp import INTERPOLATE_ABOVE, expect_interpolated
 from .quadrature import expect_numeric
 
 __all__ = ["expect", "evaluate", "substitute_activation", "closed_form_of", "METHODS"]
@@ -149,6 +150,9 @@ def expect(f, K, *, method: str = "auto", dps: int | None = None):
             return _clip_call(cf, arr[..., 0, 0], arr[..., 1, 1], arr[..., 0, 1])
         if method == "closed":
             raise PerturbError(f"no closed form is registered for <{f}>; use method='quad' or 'mpmath'")
+    Karr = np.asarray(K, dtype=float)
+    if m == 1 and Karr.size > INTERPOLATE_ABOVE:
+        return expect_interpolated(f, Karr)
     return expect_numeric(f, K)
 
 
