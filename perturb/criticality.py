@@ -60,7 +60,7 @@ __all__ = [
 #: |χ_⊥ - 1| below which a float64 point is called critical
 FAST_TOL = 1e-10
 #: the q range scanned for fixed points by the fast path (log-spaced, plus q = 0)
-Q_MIN, Q_MAX, Q_POINTS = 1e-12, 1e4, 641
+Q_MIN, Q_MAX, Q_POINTS = 1e-12, 1e4, 161
 
 
 # --------------------------------------------------------------------------- input checks
@@ -342,7 +342,7 @@ def _solve_q_fast(act: Activation, C_W: np.ndarray, C_b: np.ndarray, q0: float):
     q[exact0] = 0.0
     act_idx = np.nonzero(ok & ~exact0 & (hi > lo))[0]
     # safeguarded Newton on g(q) = C_b + C_W<σ²>_q - q inside [lo, hi]
-    for _ in range(200):
+    for _ in range(60):
         if act_idx.size == 0:
             break
         qa = q[act_idx]
@@ -360,7 +360,7 @@ def _solve_q_fast(act: Activation, C_W: np.ndarray, C_b: np.ndarray, q0: float):
         qn = np.where(bad, 0.5 * (lo_a + hi_a), qn)
         lo[act_idx], hi[act_idx] = lo_a, hi_a
         q[act_idx] = qn
-        done = (np.abs(qn - qa) <= 1e-15 * np.maximum(qn, 1e-300) + 1e-300) | (hi_a - lo_a <= 4e-16 * hi_a)
+        done = (np.abs(qn - qa) <= 1e-14 * np.maximum(qn, 1e-300) + 1e-300) | (hi_a - lo_a <= 4e-16 * hi_a)
         act_idx = act_idx[~done]
     return q, ok
 
@@ -400,7 +400,7 @@ def _solve_c_fast(act: Activation, C_W, C_b, q):
     ig = _integrands(act)
     c = np.zeros_like(q)
     idx = np.arange(q.size)
-    for _ in range(200):
+    for _ in range(60):
         if idx.size == 0:
             break
         qa, ca = q[idx], c[idx]
@@ -412,7 +412,7 @@ def _solve_c_fast(act: Activation, C_W, C_b, q):
         step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
         cn = np.minimum(ca + step, 1.0)
         c[idx] = cn
-        done = (np.abs(cn - ca) <= 1e-15) | (h <= 0)
+        done = (np.abs(cn - ca) <= 1e-14) | (h <= 0)
         idx = idx[~done]
     return c
 
@@ -607,28 +607,37 @@ def _critical_q_fast(act: Activation, C_b: np.ndarray) -> np.ndarray:
     qg, _ = _q_grid_table(act)
     ig = _integrands(act)
     qg = qg[qg <= 1e3]
-    s0 = _e1(ig.sq, qg, None)
-    p = _e1(ig.dsq, qg, None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s0 = _e1(ig.sq, qg, None)
+        p = _e1(ig.dsq, qg, None)
     at0 = ig.at0
     with np.errstate(divide="ignore", invalid="ignore"):
         F = qg - np.where(qg == 0, (at0[0] / at0[1]) if at0[1] > 0 else np.inf, s0 / p)
+    F = np.where(np.isfinite(F), F, np.nan)  # overflowing closed forms (sin, cos at huge q): no root there
     out = np.full(C_b.shape, np.nan)
+    lo = np.full(C_b.shape, np.nan)
+    hi = np.full(C_b.shape, np.nan)
     for k, cb in enumerate(C_b):
         Fk = F - cb
-        if Fk[0] >= 0 and Fk[0] == 0:
+        if Fk[0] == 0:
             out[k] = 0.0
             continue
         idx = np.nonzero((Fk[:-1] < 0) & (Fk[1:] >= 0))[0]
-        if idx.size == 0:
-            continue
-        j = idx[0]
-        a, b = qg[j], qg[j + 1]
-        import scipy.optimize as so
-
-        def fun(x, cb=cb):
-            return float(x - _e1(ig.sq, x, None) / _e1(ig.dsq, x, None) - cb)
-
-        out[k] = so.brentq(fun, a, b, xtol=1e-15, rtol=1e-15, maxiter=200) if fun(b) != 0 else b
+        if idx.size:
+            lo[k], hi[k] = qg[idx[0]], qg[idx[0] + 1]
+    todo = np.nonzero(np.isfinite(lo))[0]
+    # vectorised bisection of F(q) = q - <σ²>_q/<σ'²>_q - C_b on the brackets (F(lo) < 0 <= F(hi))
+    for _ in range(64):
+        if todo.size == 0:
+            break
+        mid = 0.5 * (lo[todo] + hi[todo])
+        Fm = mid - _e1(ig.sq, mid, None) / _e1(ig.dsq, mid, None) - C_b[todo]
+        neg = Fm < 0
+        lo[todo] = np.where(neg, mid, lo[todo])
+        hi[todo] = np.where(neg, hi[todo], mid)
+        todo = todo[hi[todo] - lo[todo] > 2e-16 * hi[todo]]
+    ok = np.isfinite(lo) & np.isnan(out)
+    out[ok] = 0.5 * (lo[ok] + hi[ok])
     return out
 
 
