@@ -26,7 +26,7 @@ from .quadrature import expect_numeric
 __all__ = ["expect_interpolated", "INTERPOLATE_ABOVE"]
 
 #: arrays with more variances than this are interpolated (below it, direct quadrature)
-INTERPOLATE_ABOVE = 20_000
+INTERPOLATE_ABOVE = 2_048
 
 
 def expect_interpolated(f: sp.Expr, K, *, tol: float = 2e-15, max_degree: int = 256,
