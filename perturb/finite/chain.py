@@ -122,7 +122,7 @@ class FiniteWidth:
         activation: activation spec (``"generic"`` keeps σ symbolic).
         depth: number of hidden layers L.
         order: truncation order k in 1/n.
-        n_inputs: number of inputs (1: any order up to 6; several: order 1, 2 inputs order 2).
+        n_inputs: number of inputs (1: any order up to 6; 2 to 4 inputs: order 1).
         max_moment: one input: the highest moment of Σ^{(L)} tracked (4 gives z⁸).
     """
 

@@ -51,7 +51,7 @@ MultiIndex = tuple[int, ...]
 DeltaPoly = dict[tuple[MultiIndex, int], sp.Expr]
 
 #: largest order for which the derivation is offered (cost grows quickly beyond)
-MAX_ORDER = {1: 6, 2: 2, 3: 1, 4: 1}
+MAX_ORDER = {1: 6, 2: 1, 3: 1, 4: 1}
 
 
 def _ceil_half(x: int) -> int:
