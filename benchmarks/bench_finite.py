@@ -40,8 +40,8 @@ def main() -> None:
         cb = np.linspace(0.0, 0.5, side)[None, :]
         fw = FiniteWidth("tanh", depth=3, order=1)
         fw.evaluate(K1=1.0, widths=[30] * 3, C_W=1.0, C_b=0.0)  # compile once
-        t = _time(lambda: fw.evaluate(K1=cw + cb, widths=[30] * 3, C_W=cw, C_b=cb).total_cumulant(4))
-        rows.append((f"tanh order-1 kurtosis, L = 3, (C_W, C_b) grid", f"{side * side:,} points", t))
+        t = _time(lambda fw=fw, cw=cw, cb=cb: fw.evaluate(K1=cw + cb, widths=[30] * 3, C_W=cw, C_b=cb).total_cumulant(4))
+        rows.append(("tanh order-1 kurtosis, L = 3, (C_W, C_b) grid", f"{side * side:,} points", t))
     fw = FiniteWidth("tanh", depth=6, order=3)
     fw.evaluate(K1=1.0, widths=[30] * 6, C_W=1.0)
     rows.append(("tanh order 3, L = 6, one point (compiled)", "", _time(

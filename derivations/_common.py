@@ -11,7 +11,10 @@ import sympy as sp
 from perturb.activations import SIGMA, Z, get_activation
 from perturb.finite.layer import moment_symbol
 from perturb.gaussian import closed_form
-from perturb.gaussian.atom import GaussianExpectation
+from perturb.gaussian.atom import (
+    GaussianExpectation,
+    atom_canonical,  # noqa: F401  (re-exported for derivations)
+)
 from perturb.gaussian.dispatch import substitute_activation
 from perturb.latex import Check
 
@@ -35,15 +38,6 @@ def symbol_names(lm) -> dict:
     return names
 
 
-def atom_canonical(expr: sp.Expr) -> sp.Expr:
-    """Collect ``expr`` by its Gaussian-expectation atoms and cancel each coefficient (0 iff zero)."""
-    expr = sp.expand(expr)
-    atoms = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
-    if not atoms:
-        return sp.cancel(expr)
-    leaves = [sp.Dummy() for _ in atoms]
-    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves, strict=True))), *leaves)
-    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m, strict=True)]) for m, c in poly.terms())
 
 
 def concrete(expr: sp.Expr, activation) -> sp.Expr:

@@ -11,7 +11,7 @@ The public API is re-exported here; the work lives in one module per concern:
 
 __version__ = "0.1.0"
 
-from .activations import SIGMA, Z, Activation, activation_names, get_activation  # noqa: E402
+from .activations import SIGMA, Activation, Z, activation_names, get_activation  # noqa: E402
 from .errors import DivergentIntegralError, NotImplementedOrderError, PerturbError  # noqa: E402
 from .network import Network  # noqa: E402
 

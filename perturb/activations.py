@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mpmath
-import numpy as np
 import sympy as sp
 from sympy.parsing.sympy_parser import (
     convert_xor,

@@ -18,9 +18,9 @@ call many times.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -52,8 +52,10 @@ NUMPY_MODULES: list[Any] = [
 ]
 
 
-def _mp_heaviside(x, h0=mpmath.mpf(1) / 2):
-    return mpmath.mpf(0) if x < 0 else (mpmath.mpf(1) if x > 0 else h0)
+def _mp_heaviside(x, h0=None):
+    if x < 0:
+        return mpmath.mpf(0)
+    return mpmath.mpf(1) if x > 0 else (mpmath.mpf(1) / 2 if h0 is None else h0)
 
 
 def _mp_sign(x):

@@ -384,8 +384,7 @@ def test_two_layer_linear_closes_with_symbolic_inputs():
 
 def test_tour_section_quick(tmp_path):
     pytest.importorskip("matplotlib")
-    from perturb.tour import TourContext
-    from perturb.tour import s60_catapult
+    from perturb.tour import TourContext, s60_catapult
 
     ctx = TourContext(out=tmp_path, quick=True)
     lines = s60_catapult.run(ctx)

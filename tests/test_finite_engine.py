@@ -102,7 +102,7 @@ def _exact_polynomial_chain(sigma, L, widths, C_W, C_b, K1, max_m):
     z, S = sp.Symbol("z", real=True), sp.Symbol("S", positive=True)
     u = sp.Poly(sp.expand(sigma(z) ** 2), z)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def mu(i):  # E[u^i | S], u = σ(z)², z ~ N(0, S)
         p = sp.Poly(sp.expand(u.as_expr() ** i), z)
         return sp.expand(sum(c * wick((k,), S) for (k,), c in p.terms()))
@@ -115,7 +115,7 @@ def _exact_polynomial_chain(sigma, L, widths, C_W, C_b, K1, max_m):
             kap.append(sp.expand(v))
         return kap[q - 1]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def cond_moment(m, n):  # E[Σ^m | S], Σ = C_b + (C_W/n) Σ_j u_j
         kap = [n * cumulant_u(q) for q in range(1, m + 1)]  # cumulants of U = Σ_j u_j
         mom = [sp.S.One]
@@ -123,7 +123,7 @@ def _exact_polynomial_chain(sigma, L, widths, C_W, C_b, K1, max_m):
             mom.append(sp.expand(sum(math.comb(j - 1, i - 1) * kap[i - 1] * mom[j - i] for i in range(1, j + 1))))
         return sp.expand(sum(math.comb(m, j) * C_b ** (m - j) * (C_W / n) ** j * mom[j] for j in range(m + 1)))
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def moment(layer, m):  # E[(Σ^{(layer)})^m]
         if layer == 0:
             return K1**m

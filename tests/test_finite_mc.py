@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from perturb.finite import FiniteWidth
-from perturb.montecarlo import assert_agrees, cumulant, joint_cumulant, moment, sample_outputs, verdict
+from perturb.montecarlo import (
+    assert_agrees,
+    cumulant,
+    joint_cumulant,
+    moment,
+    sample_outputs,
+    verdict,
+)
 from perturb.network import Network
 
 CASES = [

@@ -16,18 +16,7 @@ import sympy as sp
 from perturb.activations import SIGMA, Z
 from perturb.finite.layer import LayerMap, moment_symbol
 from perturb.gaussian import E, zvars
-from perturb.gaussian.atom import GaussianExpectation
-
-
-def atom_canonical(expr: sp.Expr) -> sp.Expr:
-    """Collect an expression by its atoms (and their products) and cancel each coefficient."""
-    expr = sp.expand(expr)
-    atoms = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
-    if not atoms:
-        return sp.cancel(expr)
-    leaves = [sp.Dummy() for _ in atoms]
-    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves))), *leaves)
-    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m)]) for m, c in poly.terms())
+from perturb.gaussian.atom import atom_canonical
 
 
 def assert_same(a: sp.Expr, b: sp.Expr) -> None:

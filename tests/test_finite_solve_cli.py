@@ -9,10 +9,10 @@ import sys
 import pytest
 import sympy as sp
 
+from perturb.errors import PerturbError
 from perturb.finite import FiniteWidth
 from perturb.finite.graph import to_dot, to_json, write_graph
 from perturb.finite.solve import ELL, K, N, solve_fixed_point_chain
-from perturb.errors import PerturbError
 
 
 def test_relu_critical_V_is_linear_in_depth():

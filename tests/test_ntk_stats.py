@@ -20,20 +20,9 @@ from perturb.activations import SIGMA, Z
 from perturb.errors import NotImplementedOrderError, PerturbError
 from perturb.finite.layer import LayerMap, moment_symbol
 from perturb.gaussian import E
-from perturb.gaussian.atom import GaussianExpectation
+from perturb.gaussian.atom import atom_canonical
 from perturb.ntk.chain import ntk_statistics, ntk_statistics_exact, relu_ntk_exponential
 from perturb.ntk.derive import derive_ntk_layer_map
-
-
-def atom_canonical(expr: sp.Expr) -> sp.Expr:
-    """Collect an expression by its atoms (and their products) and cancel each coefficient."""
-    expr = sp.expand(expr)
-    atoms = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
-    if not atoms:
-        return sp.cancel(expr)
-    leaves = [sp.Dummy() for _ in atoms]
-    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves, strict=True))), *leaves)
-    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m, strict=True)]) for m, c in poly.terms())
 
 
 def same(a, b) -> bool:

@@ -10,21 +10,10 @@ the same output whatever ``--workers`` is.
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import add_network_args, emit_json, float_list, positive_int, width_list
+from ._common import add_network_args, emit_json, float_list, nonneg_int, positive_int, width_list
 
 ORDERS = (2, 4, 6)
 
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {v}")
-    return v
 
 
 def register(sub) -> None:
@@ -36,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1..n_L, e.g. 16,16,16")
     p.add_argument("--x", type=float_list, required=True, help="one input vector, e.g. 1,0.5,-0.3 (n0 = its length)")
     p.add_argument("--samples", type=positive_int, default=100_000, help="number of networks (default 100000)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed, a non-negative integer (default 0)")
     p.add_argument("--ntk", action="store_true", help="also estimate the mean and variance of the empirical NTK")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (results do not depend on it)")
     p.add_argument("--weight-law", default="gaussian", choices=["gaussian", "uniform", "rademacher"],

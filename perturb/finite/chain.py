@@ -142,7 +142,6 @@ class FiniteWidth:
 
     def output_targets(self) -> set[tuple[MultiIndex, int]]:
         """The moments (a, e) of Σ^{(L)} the output statistics need."""
-        P = len(self.lm.pairs)
         degree = self.max_moment if self.n_inputs == 1 else 2
         return {(a, e) for a in self.lm.multi_indices(degree)
                 for e in self.lm.moment(a) if e >= _ceil_half(sum(a))}
@@ -470,7 +469,7 @@ class _NullCtx:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse_moment_symbol(sym) -> tuple[MultiIndex, int] | None:
     name = getattr(sym, "name", "")
     if not name.startswith("M["):

@@ -36,7 +36,7 @@ def partition_count(items: tuple, blocks: tuple[tuple, ...]) -> int:
     return num // den
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _partitions(items: tuple[Hashable, ...], min_block: int) -> tuple[tuple[tuple[tuple, ...], int], ...]:
     out = []
     if not items:

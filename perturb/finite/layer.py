@@ -58,7 +58,7 @@ def _ceil_half(x: int) -> int:
     return (x + 1) // 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def moment_symbol(a: MultiIndex, e: int) -> sp.Symbol:
     """The symbol for the order-e coefficient (in 1/n) of the incoming moment M_a."""
     idx = ",".join(map(str, a))
@@ -129,12 +129,12 @@ class LayerMap:
             out *= SIGMA(self.zs[a]) * SIGMA(self.zs[b])
         return out
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one LayerMap per (n_inputs, order), cached
+    @functools.cache  # noqa: B019 - one LayerMap per (n_inputs, order), cached
     def joint_moment(self, block: tuple[int, ...]) -> sp.Expr:
         """<Π_{p in block} σ_α σ_β>_K as an atom."""
         return E(self.sigma_product(block), self.syms.Kmat)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def joint_cumulant(self, block: tuple[int, ...]) -> sp.Expr:
         """κ[σ_{p1}, ..., σ_{pq}]_K: the joint cumulant of the products σ_α σ_β."""
         total = sp.S.Zero
@@ -193,19 +193,19 @@ class LayerMap:
 
     # ------------------------------------------------------------------ the derivation
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def _A(self, p: int) -> DeltaPoly:
         """A_p(S) = C_W [g_p(S) − g_p(K)] as a δ-polynomial."""
         g = self.joint_moment((p,))
         return {k: self.syms.C_W * c for k, c in self.taylor(g, 2 * self.order, 1).items()}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def _A_power(self, p: int, m: int) -> DeltaPoly:
         if m == 0:
             return self._one()
         return self._mul(self._A_power(p, m - 1), self._A(p))
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def _Y_moment(self, c: MultiIndex) -> DeltaPoly:
         """E[Π_p Y_p^{c_p} | S] as a δ-polynomial (blocks of size >= 2 only: E[Y|S] = 0)."""
         items = tuple(p for p, cp in enumerate(c) for _ in range(cp))

@@ -9,9 +9,9 @@
 * :mod:`~perturb.gaussian.dispatch` — the dispatcher: :func:`expect` and :func:`evaluate`.
 """
 
-from .atom import E, GaussianExpectation, integration_vars, wick, zvars
+from .atom import E, GaussianExpectation, atom_canonical, integration_vars, wick, zvars
 
-__all__ = ["E", "GaussianExpectation", "integration_vars", "wick", "zvars"]
+__all__ = ["E", "GaussianExpectation", "atom_canonical", "integration_vars", "wick", "zvars"]
 from .closed import closed_form  # noqa: E402
 from .dispatch import closed_form_of, evaluate, expect, substitute_activation  # noqa: E402
 from .precise import expect_mpmath  # noqa: E402

@@ -41,10 +41,10 @@ from sympy.printing.latex import LatexPrinter
 from ..activations import Z
 from ..errors import PerturbError
 
-__all__ = ["E", "GaussianExpectation", "zvars", "integration_vars", "wick"]
+__all__ = ["E", "GaussianExpectation", "zvars", "integration_vars", "wick", "atom_canonical"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zvars(m: int) -> tuple[sp.Symbol, ...]:
     """The integration variables ``z_1..z_m`` of an m-variable expectation."""
     return tuple(sp.Symbol(f"z_{i + 1}", real=True) for i in range(m))
@@ -92,7 +92,7 @@ def _pairings(labels: tuple[int, ...], K) -> sp.Expr:
     first, rest = labels[0], labels[1:]
     out = sp.S.Zero
     seen: dict[int, int] = {}
-    for idx, lab in enumerate(rest):
+    for lab in rest:
         seen[lab] = seen.get(lab, 0) + 1
     # group identical partners: pairing `first` with any copy of label `lab` gives the same term
     for lab, count in seen.items():
@@ -251,3 +251,23 @@ class GaussianExpectation(sp.Function):
 #: short alias: ``E(f, K)``
 E = GaussianExpectation
 
+
+def atom_canonical(expr: sp.Expr) -> sp.Expr:
+    """Collect ``expr`` by its atoms (and their products) and cancel each coefficient.
+
+    Two expressions in Gaussian-expectation atoms are equal as such iff
+    ``atom_canonical(a - b) == 0`` (the atoms themselves are canonical on construction).
+
+    >>> from perturb.activations import SIGMA
+    >>> K = sp.Symbol("K", positive=True)
+    >>> a = E(SIGMA(Z)**2 * (Z**2 - K), K) / K
+    >>> atom_canonical(a - E(Z**2 * SIGMA(Z)**2, K) / K + E(SIGMA(Z)**2, K))
+    0
+    """
+    expr = sp.expand(expr)
+    atoms = sorted(expr.atoms(GaussianExpectation), key=sp.default_sort_key)
+    if not atoms:
+        return sp.cancel(expr)
+    leaves = [sp.Dummy() for _ in atoms]
+    poly = sp.Poly(expr.xreplace(dict(zip(atoms, leaves))), *leaves)
+    return sum(sp.cancel(c) * sp.Mul(*[a**k for a, k in zip(atoms, m)]) for m, c in poly.terms())

@@ -32,8 +32,8 @@ from ..compile import compile_expr
 from ..errors import DivergentIntegralError, PerturbError
 from .atom import GaussianExpectation, integration_vars
 from .closed import closed_form
-from .precise import expect_mpmath
 from .interp import INTERPOLATE_ABOVE, expect_interpolated
+from .precise import expect_mpmath
 from .quadrature import expect_numeric
 
 __all__ = ["expect", "evaluate", "substitute_activation", "closed_form_of", "METHODS"]
