@@ -26,6 +26,7 @@ False
 from __future__ import annotations
 
 import ast
+import functools
 import random
 import re
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from .errors import PerturbError
 from .gaussian import E, evaluate
 from .gaussian.atom import GaussianExpectation
 
-__all__ = ["QUANTITIES", "ClaimParseError", "Verification", "parse_claim", "verify_claim", "latex_to_sympy"]
+__all__ = ["QUANTITIES", "ORDER_QUANTITIES", "OrderVerification", "verify_order_claim", "parse_order_claim", "ClaimParseError", "Verification", "parse_claim", "verify_claim", "latex_to_sympy"]
 
 QUANTITIES = {"V": "four-point vertex V^(l+1)", "G1": "kernel correction G1^(l+1)", "K": "infinite-width kernel K^(l+1)"}
 
@@ -289,3 +290,296 @@ def monte_carlo_verdict(quantity: str, claim: str, widths, *, activation: str = 
     else:
         pred, est = Kv + G1 / ws[-1], moment(x, 2)
     return pred, est, verdict(pred, est)
+
+
+# ---------------------------------------------------------------------------------------------
+# output statistics by order in 1/n: "equal" / "equal up to order k" / "not equal"
+# ---------------------------------------------------------------------------------------------
+
+#: output statistics at one input, claimable order by order: name -> (kind, m, meaning)
+ORDER_QUANTITIES = {
+    "Ez2": ("moments", 2, "E z^2 of one output neuron"),
+    "Ez4": ("moments", 4, "E z^4"),
+    "Ez6": ("moments", 6, "E z^6"),
+    "Ez8": ("moments", 8, "E z^8"),
+    "kappa4": ("cumulants", 4, "fourth cumulant κ4(z) = E z^4 − 3 (E z^2)^2"),
+    "kappa6": ("cumulants", 6, "sixth cumulant κ6(z)"),
+    "kappa8": ("cumulants", 8, "eighth cumulant κ8(z)"),
+}
+
+_EPS = sp.Symbol("epsilon", positive=True)  # 1/n bookkeeping: n_l -> n_l/ε, order e = power of ε
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """One order e of the comparison: the order-e terms (with their 1/n^e factors) and claim − engine."""
+
+    order: int
+    engine: sp.Expr
+    claim: sp.Expr
+    difference: sp.Expr
+    agrees: bool
+
+
+@dataclass(frozen=True)
+class OrderVerification:
+    """The outcome of :func:`verify_order_claim`.
+
+    ``verdict`` is ``"equal"``, ``"equal up to order k"`` or ``"not equal"``; ``agree_to`` is the
+    highest order through which every order agrees (−1 when order 0 differs); ``engine_order`` the
+    order to which the engine's series was derived; ``claim_beyond`` whether the claim has terms of
+    higher order than that (unchecked); ``holds`` is the exit-0 condition (see ``perturb verify``).
+    """
+
+    quantity: str
+    verdict: str
+    agree_to: int
+    engine_order: int
+    claim_beyond: bool
+    holds: bool
+    method: str
+    rows: tuple[OrderRow, ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+def _order_symbols(depth: int) -> dict:
+    """The names a claim about an output statistic may use (same assumptions as the engine's)."""
+    from .finite import FiniteWidth
+
+    syms = {"K": sp.Symbol("K", positive=True), "K1": sp.Symbol("K_1", positive=True),
+            "C_W": sp.Symbol("C_W", positive=True), "C_b": sp.Symbol("C_b", nonnegative=True),
+            "n": sp.Symbol("n", positive=True)}
+    syms["K_1"] = syms["K1"]
+    for ell in range(1, depth + 1):
+        syms[f"n_{ell}"] = FiniteWidth.width_symbol(ell)
+    return syms
+
+
+def parse_order_claim(text: str, depth: int) -> sp.Expr:
+    """Parse a claim about an output statistic (SymPy syntax, or LaTeX with a backslash).
+
+    Names: ``K`` (the infinite-width K^{(L+1)}), ``K1`` (= K^{(1)}), ``n`` (a common width) or
+    ``n_1 .. n_L``, ``C_W``, ``C_b``.
+
+    >>> parse_order_claim("3*K**2*(15/n + 75/n**2)", depth=3)
+    3*K**2*(15/n + 75/n**2)
+    """
+    if not text or not text.strip():
+        raise ClaimParseError("the claim is empty")
+    is_latex = "\\" in text
+    src = text
+    if is_latex:
+        src = re.sub(r"_\{(\w+)\}", r"_\1", src)
+        src = latex_to_sympy(src)
+    else:
+        try:
+            ast.parse(src.replace("^", "*").strip(), mode="eval")
+        except SyntaxError as exc:
+            col = exc.offset or 1
+            raise ClaimParseError(f"cannot parse the claim at position {col}: {exc.msg}\n  {src.strip()}\n  "
+                                  f"{' ' * (col - 1)}^") from None
+    syms = _order_symbols(depth)
+    try:
+        extra = (convert_xor, implicit_multiplication_application) if is_latex else (convert_xor,)
+        expr = parse_expr(src, local_dict=dict(syms), transformations=standard_transformations + extra)
+    except (SyntaxError, TypeError, ValueError, sp.SympifyError, PerturbError) as exc:
+        raise ClaimParseError(f"cannot parse the claim: {exc}") from None
+    if not isinstance(expr, sp.Expr):
+        raise ClaimParseError(f"the claim is not an expression: {expr}")
+    known = set(syms.values())
+    free = {s for s in expr.free_symbols if s not in known}
+    if free:
+        names = ", ".join(k for k in syms if k != "K_1")
+        raise ClaimParseError(f"unknown symbol(s) {', '.join(sorted(map(str, free)))}; known at depth {depth}: {names}")
+    undef = expr.atoms(sp.core.function.AppliedUndef)
+    if undef:
+        raise ClaimParseError(f"unknown function(s) {', '.join(sorted(str(a.func) for a in undef))}; "
+                              "a claim about an output statistic is an expression in K, K1, n (or n_l), C_W, C_b")
+    n = syms["n"]
+    layer_ns = {syms[f"n_{ell}"] for ell in range(1, depth + 1)}
+    if n in expr.free_symbols and expr.free_symbols & layer_ns:
+        raise ClaimParseError("the claim mixes the common width n with per-layer widths n_1..n_L; use one or the other")
+    return expr
+
+
+def _by_order(expr: sp.Expr, widths: list, kmax: int) -> tuple[dict, bool]:
+    """Split an expression into its terms of order e = 0..kmax in 1/n; also: are there terms beyond kmax?
+
+    Widths are scaled n -> n/ε; a Laurent polynomial in ε is split exactly, anything else by its
+    series in ε (so 1/(1 − 5/n) is expanded).  Negative orders (terms growing with n) are kept.
+    """
+    scaled = sp.expand(expr.xreplace({w: w / _EPS for w in widths}))
+    parts = sp.collect(scaled, _EPS, evaluate=False)
+    exact = all(not c.has(_EPS) and (k == 1 or k == _EPS or (k.is_Pow and k.base == _EPS and k.exp.is_Integer))
+                for k, c in parts.items())
+    if not exact:
+        ser = sp.series(scaled, _EPS, 0, kmax + 2).removeO()
+        parts = sp.collect(sp.expand(ser), _EPS, evaluate=False)
+    out: dict = {}
+    for k, c in parts.items():
+        e = 0 if k == 1 else (1 if k == _EPS else int(k.exp))
+        out[e] = out.get(e, sp.S.Zero) + c * k
+    beyond = any(e > kmax and sp.simplify(v) != 0 for e, v in out.items())
+    if not exact:
+        beyond = True  # a claim that is not a polynomial in 1/n has (unchecked) terms at higher orders
+    res = {e: sp.expand(v.subs(_EPS, 1)) for e, v in out.items() if e <= kmax}
+    return res, beyond
+
+
+@functools.cache
+def _engine_series(activation: str, depth: int, order: int, C_W, C_b, common: bool):
+    """The engine's (FiniteWidth.symbolic) one-input statistics; cached per argument set."""
+    from .finite import FiniteWidth
+
+    fw = FiniteWidth(activation, depth=depth, order=order)
+    widths = [sp.Symbol("n", positive=True)] * depth if common else None
+    return fw.symbolic(C_W=C_W, C_b=C_b, widths=widths)
+
+
+def _claim_top_order(expr: sp.Expr, widths: list) -> int:
+    """The highest order in 1/n of a claim that is a Laurent polynomial in the widths (else 0)."""
+    scaled = sp.expand(expr.xreplace({w: w / _EPS for w in widths}))
+    parts = sp.collect(scaled, _EPS, evaluate=False)
+    top = 0
+    for k, c in parts.items():
+        if c.has(_EPS):
+            return 0
+        e = 0 if k == 1 else (1 if k == _EPS else (int(k.exp) if k.is_Pow and k.exp.is_Integer else 0))
+        top = max(top, e)
+    return top
+
+
+def _fmt(x) -> str:
+    return str(x) if isinstance(x, sp.Basic) else mpmath.nstr(x, 15)
+
+
+def verify_order_claim(quantity: str, claim: str, *, activation: str = "relu", depth: int = 1,
+                       order: int | None = None, C_W=None, C_b=0, seed: int = 0) -> OrderVerification:
+    """Compare a claimed 1/n series of an output statistic with the engine's, order by order.
+
+    The engine (:class:`perturb.finite.FiniteWidth`) derives the statistic to order ``order``
+    (default: one order beyond the claim's highest, so that a missing next term shows).  Each order
+    e is compared; the verdict is *equal* when all orders 0..k agree and the claim has no terms
+    beyond k, *equal up to order j* when the first difference is at order j + 1 ≥ 2 (or the claim has
+    unchecked higher terms), *not equal* when order 0 or 1 differs.  ``holds`` (exit 0): equal, or
+    equal up to order j with j ≥ ``order`` when ``order`` was given.
+
+    ``C_W``/``C_b``: numbers, or ``None`` to keep them symbolic (default: C_W symbolic, C_b = 0).
+    Activations with closed-form atoms are compared exactly (SymPy); others numerically at random
+    parameter points (mpmath, 30 digits), where a claim can only be refuted or confirmed per point.
+
+    >>> r = verify_order_claim("kappa4", "3*K**2*(15/n + 75/n**2)", activation="relu", depth=3, C_W=2)
+    >>> r.verdict
+    'equal up to order 2'
+    """
+    if quantity not in ORDER_QUANTITIES:
+        raise PerturbError(f"unknown quantity '{quantity}'; valid: {', '.join(list(QUANTITIES) + list(ORDER_QUANTITIES))}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise PerturbError(f"--depth must be a positive integer, got {depth!r}")
+    from .finite.layer import MAX_ORDER
+
+    kind, m, _ = ORDER_QUANTITIES[quantity]
+    act = get_activation(activation)
+    syms = _order_symbols(depth)
+    user = parse_order_claim(claim, depth)
+    common = syms["n"] in user.free_symbols or not any(syms[f"n_{i}"] in user.free_symbols for i in range(1, depth + 1))
+    widths = [syms["n"]] if common else [syms[f"n_{i}"] for i in range(1, depth + 1)]
+    kmax_allowed = MAX_ORDER[1]
+    if order is not None:
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= kmax_allowed:
+            raise PerturbError(f"--order must be an integer 0..{kmax_allowed} (the engine's maximal order), got {order!r}")
+        k = order
+    else:
+        k = min(_claim_top_order(user, widths) + 1, kmax_allowed)
+    k = max(k, 1)
+    cw = syms["C_W"] if C_W is None else sp.nsimplify(C_W)
+    cb = syms["C_b"] if C_b is None else sp.nsimplify(C_b)
+    user = user.xreplace({syms["C_W"]: cw, syms["C_b"]: cb})
+    claim_terms, beyond = _by_order(user, widths, k)
+    neg = sorted(e for e, v in claim_terms.items() if e < 0 and v != 0)
+    try:
+        stats = _engine_series(act.name if not act.is_generic else "generic", depth, k, cw, cb, common)
+        method = "exact"
+    except PerturbError:
+        stats, method = None, "numeric"
+    rows: list[OrderRow] = []
+    lines = []
+    if method == "exact":
+        src = getattr(stats, kind)[m]
+        Kout = stats.K
+        for e in range(0, k + 1):
+            eng = sp.expand(src.get(e, sp.S.Zero))
+            cl = sp.expand(claim_terms.get(e, sp.S.Zero).xreplace({syms["K"]: Kout}))
+            d = sp.simplify(cl - eng)
+            rows.append(OrderRow(e, eng, cl, d, d == 0))
+    else:
+        rows = _numeric_rows(act, kind, m, depth, k, cw, cb, claim_terms, syms, common, seed)
+        pt = ", ".join(f"{a} = {v:.6g}" for a, v in _numeric_rows.last_point.items())
+        note = (f"  (no closed form for {act.name}: each order compared at 2 random points, mpmath 30 digits, "
+                     f"relative tolerance 1e-12; values shown at {pt})")
+        lines.append(note)
+    first_bad = next((r.order for r in rows if not r.agrees), None)
+    if neg:
+        first_bad = neg[0]
+    if first_bad is None:
+        agree_to = k
+        verdict = f"equal up to order {k}" if beyond else "equal"
+    else:
+        agree_to = first_bad - 1
+        verdict = "not equal" if first_bad <= 1 else f"equal up to order {agree_to}"
+    holds = verdict == "equal" or (order is not None and first_bad is None and agree_to >= order)
+    head = (f"{quantity} ({ORDER_QUANTITIES[quantity][2]}), activation {act.name}, depth {depth}, "
+            f"C_W = {cw}, C_b = {cb}, widths {'n' if common else ', '.join(map(str, widths))}; "
+            f"engine series to order {k} in 1/n ({method})")
+    lines.insert(0, head)
+    if neg:
+        lines.append(f"  the claim has terms growing with the width (order {neg[0]} in 1/n); the engine has none")
+    for r in rows:
+        lines.append(f"  order {r.order}: engine {_fmt(r.engine)}  |  claim {_fmt(r.claim)}  |  "
+                     f"claim - engine {_fmt(r.difference)}{'' if r.agrees else '   <-- differs'}")
+    if first_bad is None and beyond:
+        lines.append(f"  the claim has terms beyond order {k}, the engine's order here "
+                     f"(max {kmax_allowed}); they are not checked")
+    elif first_bad is None:
+        lines.append(f"  every order 0..{k} agrees and the claim has no terms beyond order {k}")
+    elif first_bad >= 0:
+        lines.append(f"  first difference at order {first_bad} in 1/n")
+    return OrderVerification(quantity, verdict, agree_to, k, beyond, holds, method, tuple(rows), tuple(lines))
+
+
+def _numeric_rows(act, kind, m, depth, k, cw, cb, claim_terms, syms, common, seed) -> list[OrderRow]:
+    """Orders compared at random parameter points with mpmath (activations without closed forms)."""
+    from .finite import FiniteWidth
+
+    rng = random.Random(seed)
+    fw = FiniteWidth(act.name, depth=depth, order=k)
+    ok = {e: True for e in range(k + 1)}
+    shown: dict = {}
+    for _ in range(2):
+        vals = {syms["K1"]: rng.uniform(0.3, 2.0)}
+        cwv = rng.uniform(0.8, 2.0) if cw.free_symbols else float(cw)
+        cbv = rng.uniform(0.0, 0.3) if cb.free_symbols else float(cb)
+        vals[syms["C_W"]], vals[syms["C_b"]] = cwv, cbv
+        if common:
+            nv = rng.randint(5, 50)
+            wv = [nv] * depth
+            vals[syms["n"]] = nv
+        else:
+            wv = [rng.randint(5, 50) for _ in range(depth)]
+            vals.update({syms[f"n_{i}"]: wv[i - 1] for i in range(1, depth + 1)})
+        with mpmath.workdps(30):
+            st = fw.evaluate(K1=vals[syms["K1"]], widths=wv, C_W=cwv, C_b=cbv, dps=30)
+            vals[syms["K"]] = st.K
+            src = getattr(st, kind)[m]
+            for e in range(k + 1):
+                eng = mpmath.mpf(src.get(e, 0))
+                cl_expr = claim_terms.get(e, sp.S.Zero)
+                cl = mpmath.mpf(sp.N(cl_expr.xreplace({s: sp.Float(mpmath.nstr(v, 30), 30) for s, v in vals.items()}), 30))
+                d = cl - eng
+                scale = max(abs(eng), abs(cl), mpmath.mpf(10) ** -25)
+                if abs(d) / scale > mpmath.mpf("1e-12"):
+                    ok[e] = False
+                if e not in shown or not ok[e]:
+                    shown[e] = (eng, cl, d)
+    _numeric_rows.last_point = {str(s): float(v) for s, v in vals.items()}
+    return [OrderRow(e, shown[e][0], shown[e][1], shown[e][2], ok[e]) for e in range(k + 1)]
