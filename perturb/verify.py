@@ -72,7 +72,7 @@ def engine_expression(quantity: str) -> sp.Expr:
         return recursion(quantity)
     if quantity == "K":
         return s["C_b"] + s["C_W"] * E(SIGMA(Z) ** 2, s["K"])
-    raise PerturbError(f"unknown quantity '{quantity}'; valid: {', '.join(QUANTITIES)}")
+    raise PerturbError(f"unknown quantity '{quantity}'; valid: {', '.join([*QUANTITIES, *ORDER_QUANTITIES])}")
 
 
 _LATEX_RULES = [
@@ -204,7 +204,7 @@ def verify_claim(quantity: str, claim: str, *, activation: str = "generic", poin
                  seed: int = 0) -> Verification:
     """Compare a claim with the engine's derivation; see the module docstring."""
     if quantity not in QUANTITIES:
-        raise PerturbError(f"unknown quantity '{quantity}'; valid: {', '.join(QUANTITIES)}")
+        raise PerturbError(f"unknown quantity '{quantity}'; valid: {', '.join([*QUANTITIES, *ORDER_QUANTITIES])}")
     act = get_activation(activation)
     from derivations._common import atom_canonical, concrete
 
@@ -480,6 +480,9 @@ def verify_order_claim(quantity: str, claim: str, *, activation: str = "relu", d
 
     kind, m, _ = ORDER_QUANTITIES[quantity]
     act = get_activation(activation)
+    if act.is_generic:
+        raise PerturbError(f"{quantity} needs a concrete activation (--activation relu, tanh, ...): the engine folds "
+                           "the depth exactly with closed-form atoms, or numerically (mpmath) without them")
     syms = _order_symbols(depth)
     user = parse_order_claim(claim, depth)
     common = syms["n"] in user.free_symbols or not any(syms[f"n_{i}"] in user.free_symbols for i in range(1, depth + 1))
@@ -498,7 +501,7 @@ def verify_order_claim(quantity: str, claim: str, *, activation: str = "relu", d
     claim_terms, beyond = _by_order(user, widths, k)
     neg = sorted(e for e, v in claim_terms.items() if e < 0 and v != 0)
     try:
-        stats = _engine_series(act.name if not act.is_generic else "generic", depth, k, cw, cb, common)
+        stats = _engine_series(act.name, depth, k, cw, cb, common)
         method = "exact"
     except PerturbError:
         stats, method = None, "numeric"

@@ -12,22 +12,52 @@ def register(sub) -> None:
                        description="Compare a claimed expression for a named quantity (V, G1, K) with the engine's "
                                    "derivation: exit 0 when it holds, 1 when it does not, 2 for a claim that "
                                    "cannot be parsed or uses unknown names.")
-    p.add_argument("quantity", help="V, G1 or K")
+    p.add_argument("quantity", help="V, G1, K (order-1 recursions) or an output statistic by order in 1/n: "
+                                    "Ez2, Ez4, Ez6, Ez8, kappa4, kappa6, kappa8")
     p.add_argument("--claim", required=True, help="SymPy syntax (E(s**4), chi, r, V, ...) or LaTeX subset")
     p.add_argument("--activation", default="generic", help="generic (default) or a concrete activation")
     p.add_argument("--mc", action="store_true", help="also compare with Monte Carlo networks (needs --widths)")
     p.add_argument("--widths", type=width_list, default=None, help="hidden widths for --mc, e.g. 10,10")
-    p.add_argument("--cw", type=float, default=1.5, help="C_W for --mc (default 1.5)")
-    p.add_argument("--cb", type=float, default=0.0, help="C_b for --mc (default 0)")
+    p.add_argument("--cw", type=_number_or_symbolic, default=None,
+                   help="C_W: for --mc (default 1.5); for output statistics a number or 'symbolic' (default symbolic)")
+    p.add_argument("--cb", type=_number_or_symbolic, default=None,
+                   help="C_b: for --mc and output statistics (default 0); 'symbolic' keeps it a symbol")
+    p.add_argument("--depth", type=int, default=1, help="output statistics: number of hidden layers L (default 1)")
+    p.add_argument("--order", type=int, default=None,
+                   help="output statistics: derive the engine's series to this order in 1/n; 'equal up to order k' "
+                        "with k >= ORDER then exits 0 (default: one order beyond the claim's highest)")
     p.add_argument("--samples", type=int, default=200_000, help="Monte Carlo networks (default 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
 
+def _number_or_symbolic(text: str):
+    if text.strip().lower() in ("symbolic", "sym"):
+        return "symbolic"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'symbolic', got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import PerturbError
-    from ..verify import monte_carlo_verdict, verify_claim
+    from ..verify import ORDER_QUANTITIES, monte_carlo_verdict, verify_claim, verify_order_claim
 
+    if args.quantity in ORDER_QUANTITIES:
+        if args.mc:
+            raise PerturbError(f"--mc is available for V and G1, not '{args.quantity}'")
+        cw = None if args.cw in (None, "symbolic") else args.cw
+        cb = None if args.cb == "symbolic" else (0 if args.cb is None else args.cb)
+        res = verify_order_claim(args.quantity, args.claim, activation=args.activation, depth=args.depth, order=args.order,
+                                 C_W=cw, C_b=cb, seed=args.seed)
+        print("\n".join(res.lines))
+        print("verdict:", res.verdict)
+        return 0 if res.holds else 1
+    if "symbolic" in (args.cw, args.cb):
+        raise PerturbError("--cw/--cb 'symbolic' applies to output statistics only; --mc needs numbers")
+    args.cw = 1.5 if args.cw is None else args.cw
+    args.cb = 0.0 if args.cb is None else args.cb
     if args.mc and not args.widths:
         raise PerturbError("--mc needs --widths (e.g. --widths 10,10)")
     res = verify_claim(args.quantity, args.claim, activation=args.activation)
