@@ -582,7 +582,8 @@ def _numeric_rows(act, kind, m, depth, k, cw, cb, claim_terms, syms, common, see
                 scale = max(abs(eng), abs(cl), mpmath.mpf(10) ** -25)
                 if abs(d) / scale > mpmath.mpf("1e-12"):
                     ok[e] = False
-                if e not in shown or not ok[e]:
-                    shown[e] = (eng, cl, d)
+                shown[e] = (eng, cl, d)
+        if not all(ok.values()):
+            break  # the rows shown are this counterexample point's
     _numeric_rows.last_point = {str(s): float(v) for s, v in vals.items()}
     return [OrderRow(e, shown[e][0], shown[e][1], shown[e][2], ok[e]) for e in range(k + 1)]

@@ -108,7 +108,7 @@ def test_cli_exit_codes(capsys):
     out = capsys.readouterr().out
     assert "verdict: equal up to order 2" in out and "order 3: engine 375*K_1**2/n**3" in out
     assert main(base + ["--claim", "3*K**2*(15/n + 75/n**2)", "--order", "2"]) == 0
-    assert main(base + ["--claim", "3*K**2*(15/n + 75/n**2 + 125/n**3)"]) == 0
+    assert main(base + ["--claim", "3*K**2*(15/n + 75/n**2 + 125/n**3)", "--order", "3"]) == 0
     assert "verdict: equal\n" in capsys.readouterr().out
     assert main(base + ["--claim", "3*K**2*(15/n"]) == 2
     assert main(["verify", "kappa5", "--claim", "0"]) == 2
