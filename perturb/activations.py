@@ -15,9 +15,9 @@ Specs accepted by :func:`get_activation`:
 
 >>> act = get_activation("leaky_relu:0.1")
 >>> act.expr
-Max(0, z) + 0.1*Min(0, z)
+Max(0, z) + Min(0, z)/10
 >>> act.derivative()
-0.1*Heaviside(-z) + Heaviside(z)
+Heaviside(-z)/10 + Heaviside(z)
 >>> float(act.numpy()(-2.0))
 -0.2
 """
@@ -270,7 +270,8 @@ def get_activation(spec: str | Activation) -> Activation:
             if base not in _HAS_PARAM:
                 raise PerturbError(f"activation '{base}' takes no parameter (got '{spec}')")
             try:
-                value = sp.Rational(param) if re.fullmatch(r"[-+]?\d+(/\d+)?", param) else sp.Float(param)
+                # decimals are exact rationals ("0.1" is 1/10): symbolic results stay exact
+                value = sp.Rational(param)
             except (TypeError, ValueError, sp.SympifyError):
                 raise PerturbError(f"bad parameter '{param}' for activation '{base}'") from None
             return _build(spec, sp.sympify(_REGISTRY[base](value)))

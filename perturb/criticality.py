@@ -38,6 +38,7 @@ from .errors import PerturbError
 from .gaussian import closed_form_of, expect, zvars
 
 __all__ = [
+    "vertex_depth_series",
     "FixedPoint",
     "FixedPointGrid",
     "CriticalPoint",
@@ -973,3 +974,38 @@ def plot_phase_diagram(diagram: PhaseDiagram, path=None, *, ax=None):
 
 def _as_dict(obj) -> dict:  # pragma: no cover - convenience for the tour
     return asdict(obj)
+
+
+def vertex_depth_series(activation) -> str:
+    """The large-depth behaviour of the four-point vertex V/K² and of G1/K at criticality.
+
+    Derived by the finite-width engine: for scale-invariant activations the order-1 recursion
+    solved in closed form at C_b = 0 (:func:`perturb.finite.solve_fixed_point_chain`); for the
+    K*=0 class the large-ℓ matching of :func:`perturb.finite.asymptotics.k_star_zero_series`.
+
+    >>> vertex_depth_series("relu")
+    'V^(l)/K^2 = 5*l - 5,  G1^(l) = 0  (exact at order 1/n, equal widths)'
+    >>> vertex_depth_series("tanh")
+    'V^(l)/K^2 = 2/3 l + o(l),  G1^(l)/K = -1/3 l + o(l)'
+    """
+    from .finite.asymptotics import k_star_zero_series
+    from .finite.solve import ELL, K, N, solve_fixed_point_chain
+
+    act = _act(activation)
+    uc = universality_class(act)
+    if uc.name == "scale-invariant":
+        from .gaussian import closed_form
+
+        chi_perp = closed_form(sp.expand(act.derivative() ** 2), K)  # K-independent here
+        cw = sp.nsimplify(1 / chi_perp, rational=True) if chi_perp is not None else \
+            sp.nsimplify(critical_point(act, 0.0).C_W, rational=True)
+        sol = solve_fixed_point_chain(act, C_W=cw, order=1)
+        V = sp.expand(N * sol.variance(1).subs(ELL, ELL - 1) / K**2)  # V^(l) = n Var Σ^(l-1)
+        G = sp.simplify(N * sol.moment(1, 1).subs(ELL, ELL - 1))
+        g = "0" if G == 0 else f"{G}"
+        return f"V^(l)/K^2 = {V},  G1^(l) = {g}  (exact at order 1/n, equal widths)"
+    if uc.name == "K*=0":
+        s = k_star_zero_series(act)
+        return f"V^(l)/K^2 = {s.v} l + o(l),  G1^(l)/K = {s.g} l + o(l)"
+    raise PerturbError(f"{act.name} is in class '{uc.name}': the depth series of V needs a scale-invariant "
+                       "or K*=0 activation")

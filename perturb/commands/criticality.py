@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..criticality import critical_depth_series, critical_point, universality_class
+    from ..criticality import critical_depth_series, critical_point, universality_class, vertex_depth_series
 
     cp = critical_point(args.activation, args.cb, dps=args.dps)
     if args.json:
@@ -35,6 +35,7 @@ def run(args) -> int:
     print(f"class: {uc.name} — {uc.description}")
     if uc.name in ("K*=0", "scale-invariant"):
         print(f"large depth at criticality: {critical_depth_series(args.activation).text}")
+        print(f"four-point vertex (finite-width engine): {vertex_depth_series(args.activation)}")
     if cp.note:
         print(f"note: {cp.note}")
     return 0

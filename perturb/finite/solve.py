@@ -75,10 +75,11 @@ def solve_fixed_point_chain(activation="relu", *, C_W, C_b=0, order: int = 1,
     maps = {}
     for a, e in items:
         expr = _closed_atoms(substitute_activation(lm.moment(a).get(e, sp.S.Zero), act)).xreplace(sub)
+        if expr.has(sp.Float):  # e.g. leaky_relu:0.2 — exact rationals keep cancellations exact
+            expr = sp.nsimplify(expr, rational=True)
         maps[(a[0], e)] = sp.expand(expr)
     solved: dict = {}
-    # dependency order: lower (e, t) first
-    for t, e in sorted(maps, key=lambda k: (k[1], k[0])):
+    for t, e in _dependency_order(maps):
         expr = maps[(t, e)]
         own = sp.Symbol(f"M[{t}]_{e}", real=True)
         coeff = sp.expand(expr).coeff(own)
@@ -103,3 +104,22 @@ def solve_fixed_point_chain(activation="relu", *, C_W, C_b=0, order: int = 1,
                 raise PerturbError(f"sympy.rsolve could not solve the recursion for M[{t}]_{e}")
         solved[(t, e)] = sp.factor(sp.simplify(sol))
     return FixedPointSolution(activation=act.name, order=order, moments=solved)
+
+
+def _dependency_order(maps: dict) -> list:
+    """(t, e) keys ordered so that each comes after the sequences it depends on (not itself)."""
+    deps = {}
+    for key, expr in maps.items():
+        deps[key] = set()
+        for s in expr.free_symbols:
+            parsed = _parse_moment_symbol(s)
+            if parsed is not None and (parsed[0][0], parsed[1]) != key:
+                deps[key].add((parsed[0][0], parsed[1]))
+    order, done = [], set()
+    while len(order) < len(maps):
+        ready = sorted(k for k in maps if k not in done and deps[k] <= done)
+        if not ready:
+            raise PerturbError("the derived recursions are not triangular; cannot solve them one by one")
+        order.extend(ready)
+        done.update(ready)
+    return order
