@@ -35,7 +35,7 @@ def run(ctx) -> list[str]:
 
     lines.append(f"tanh critical line at C_b=0.05 (20 digits): C_W={mpmath.nstr(cp.C_W, 20)}, "
                  f"K*={mpmath.nstr(cp.K_star, 20)}")
-    n = 12 if ctx.quick else 40
+    n = 12 if ctx.quick else 24
     data = {}
     for act in ("tanh", "erf"):
         d = phase_diagram(act, np.linspace(0, 2.0, n), np.linspace(0.5, 4.5, n))
