@@ -90,7 +90,7 @@ def latex_to_sympy(tex: str) -> str:
     """Translate the documented LaTeX subset to SymPy syntax.
 
     >>> latex_to_sympy(r"C_W^2 \\langle \\sigma^4 \\rangle_K + r \\chi^2 V")
-    'C_W**(2)* E(( s **(4)))  + r  chi **(2) V'
+    'C_W**(2)  E((  s **(4) ))  + r  chi **(2) V'
     """
     s = tex
     for pat, rep in _LATEX_RULES:
