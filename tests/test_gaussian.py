@@ -47,11 +47,58 @@ def test_tanh_reference_value():
     assert abs(float(expect(f, COV, method="quad")) - ref) < 1e-13
 
 
-@pytest.mark.slow
 def test_tanh_reference_value_mpmath():
-    # two-dimensional mpmath quadrature: minutes on 2 cores, hence slow
+    # Gauss–Legendre panels at mpmath precision (~10 s on 2 cores at 20 digits)
     f = sp.tanh(z1) * sp.tanh(z2)
-    assert abs(float(expect_mpmath(f, COV, dps=20)) - 0.1406385945564758) < 1e-15
+    assert abs(float(expect_mpmath(f, COV_MP, dps=20, method="panels")) - 0.1406385945564758) < 1e-15
+
+
+# <tanh z1 tanh z2> at K = [[0.9, 0.4], [0.4, 1.3]] to 50 digits, from
+# expect_mpmath(f, COV_MP, dps=50, method="quad") (nested mpmath.quad, tanh-sinh; minutes) and
+# agreeing with REFERENCE §1's 0.1406385945564758 in all 16 digits given there
+TANH_PAIR_50 = mpmath.mpf("0.14063859455647579629140667646174137404647224065833")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dps", [30, 50])
+def test_tanh_pair_panels_vs_nested_quad(dps):
+    """The fast panel rule against the independent nested mpmath.quad (tanh-sinh) at 30/50 digits."""
+    f = sp.tanh(z1) * sp.tanh(z2)
+    fast = expect_mpmath(f, COV_MP, dps=dps, method="panels")
+    slow = expect_mpmath(f, COV_MP, dps=dps, method="quad")
+    with mpmath.workdps(dps + 10):
+        assert abs(fast - slow) < mpmath.mpf(10) ** (-dps + 1)
+        assert abs(fast - TANH_PAIR_50) < mpmath.mpf(10) ** (-dps + 1)
+
+
+@pytest.mark.slow
+def test_relu_pair_panels_vs_arccos_closed_form_30_digits():
+    """Kinked integrand (split at the kink, position depending on the outer variable)."""
+    f = pair(get_activation("relu").expr)
+    cf = closed_form_of(f, 2)
+    with mpmath.workdps(40):
+        exact = cf.mpmath(*[mpmath.mpf(s) for s in ("0.9", "1.3", "0.4")], dps=40)
+        got = expect_mpmath(f, COV_MP, dps=30, method="panels")
+        assert abs(got - exact) < mpmath.mpf(10) ** -29
+
+
+@pytest.mark.parametrize("expr,K", [(sp.tanh(Z) ** 4, "2.5"), (sp.tanh(Z) ** 2, "0.3"),
+                                    (sp.Max(Z, 0) * sp.sin(Z), "1.7"), (sp.erf(Z) ** 2, "4.0")])
+@pytest.mark.parametrize("dps", [30, 50])
+def test_single_variable_panels_vs_quad(expr, K, dps):
+    """One variable: the panel rule against mpmath.quad (tanh-sinh) at 30 and 50 digits."""
+    fast = expect_mpmath(expr, mpmath.mpf(K), dps=dps, method="panels")
+    slow = expect_mpmath(expr, mpmath.mpf(K), dps=dps, method="quad")
+    with mpmath.workdps(dps + 10):
+        assert abs(fast - slow) < mpmath.mpf(10) ** (-dps) * max(1, abs(slow))
+
+
+def test_panels_refuse_what_they_cannot_resolve():
+    # a growing integrand whose mass sits far out (at z = 30): the tail check must notice
+    with pytest.raises(PerturbError, match="did not reach"):
+        expect_mpmath(sp.exp(30 * Z), mpmath.mpf(1), dps=30, method="panels")
+    with pytest.raises(PerturbError, match="unknown method"):
+        expect_mpmath(sp.tanh(Z), 1.0, method="magic")
 
 
 @pytest.mark.parametrize("name", SMOOTH + KINKED)
