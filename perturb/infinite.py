@@ -246,6 +246,81 @@ class _Engine:
         return ss, dd
 
 
+    def relu_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int = 64):
+        """One ReLU-family layer map fused and cache-blocked: (K', Θ') with one arccos per entry.
+
+        Rows are processed in blocks of ``block``; each block computes only the columns ``j >= i0``
+        (the upper part) and mirrors them, so every transcendental is evaluated about N²/2 times
+        and the temporaries stay in cache.  Same formulas as :meth:`_relu`.
+        """
+        al, be = self.relu
+        a = np.diag(K).copy()
+        if np.any(a < 0):
+            raise PerturbError("kernel has a negative diagonal entry")
+        want_ntk = Theta is not None and self.ntk_defined
+        N = K.shape[0]
+        n = np.sqrt(a)
+        p, q = al * al + be * be, 2 * al * be
+        zero = a == 0
+        inv_n = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
+        K2 = np.empty((N, N))
+        T2 = np.empty((N, N)) if want_ntk else None
+        c_ss = C_W / (2 * np.pi)
+        dd0 = ((al - be) / 2) ** 2
+        for i0 in range(0, N, block):
+            i1 = min(N, i0 + block)
+            r = np.arange(i1 - i0)
+            nrm = np.multiply.outer(n[i0:i1], n[i0:])
+            rho = K[i0:i1, i0:] * inv_n[i0:i1, None]
+            rho *= inv_n[None, i0:]
+            np.clip(rho, -1.0, 1.0, out=rho)
+            rho[r, r] = np.where(zero[i0:i1], 0.0, 1.0)
+            th = np.arccos(rho)
+            s = np.multiply(rho, rho)
+            np.subtract(1.0, s, out=s)
+            np.maximum(s, 0.0, out=s)
+            np.sqrt(s, out=s)
+            ss = np.subtract(np.pi, th)
+            if q:
+                ss *= p
+                ss -= q * th
+                ss *= rho
+                s *= p + q
+            else:
+                ss *= p * rho
+                s *= p
+            ss += s
+            ss *= nrm                                  # ss = 2π <σσ>
+            k2 = ss * c_ss
+            k2 += C_b
+            K2[i0:, i0:i1] = k2.T
+            K2[i0:i1, i0:] = k2
+            _mirror_block(K2, i0, i1)
+            if want_ntk:
+                dd = th
+                dd *= -(p + q) / (2 * np.pi)
+                dd += p / 2
+                if np.any(zero):
+                    dd[zero[i0:i1], :] = dd0
+                    dd[:, zero[i0:]] = dd0
+                dd *= Theta[i0:i1, i0:]
+                dd *= C_W
+                ss *= lam_W / (2 * np.pi)
+                dd += ss
+                dd += lam_b
+                T2[i0:, i0:i1] = dd.T
+                T2[i0:i1, i0:] = dd
+                _mirror_block(T2, i0, i1)
+        return K2, T2
+
+
+def _mirror_block(M, i0, i1):
+    """Make the diagonal block M[i0:i1, i0:i1] exactly symmetric from its upper triangle."""
+    blk = M[i0:i1, i0:i1]
+    il = np.tril_indices(i1 - i0, -1)
+    blk[il] = blk.T[il]
+
+
 @dataclass(frozen=True)
 class _ConstPair:
     value: float
@@ -378,6 +453,8 @@ class LayerMap:
         if dps:
             return self._mp(K, Theta, dps)
         eng = _engine(self.activation)
+        if eng.relu is not None:
+            return eng.relu_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b)
         ss, dd = eng(K, want_ntk=Theta is not None)
         K2 = self.C_b + self.C_W * ss
         T2 = None

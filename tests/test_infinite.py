@@ -191,3 +191,24 @@ def test_mpmath_precision_untouched():
     before = mpmath.mp.dps
     kernels(Network("erf", depth=1), X[:2], dps=40)
     assert mpmath.mp.dps == before
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu:0.1", "abs"])
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_relu_fused_blocked_layer_equals_unfused(name, block):
+    """The cache-blocked fused ReLU layer map (used by kernels()) against the plain full-matrix
+    arc-cosine formulas, including a zero-variance input; results exactly symmetric."""
+    from perturb.activations import get_activation
+    from perturb.infinite import _engine
+
+    rng = np.random.default_rng(3)
+    Xb = rng.standard_normal((150, 5))
+    K = Xb @ Xb.T / 5 + 0.1
+    K[7, :] = K[:, 7] = 0.0
+    T = 1.3 * K + 0.05 * np.eye(150)
+    eng = _engine(get_activation(name))
+    ss, dd = eng(K, True)
+    K2, T2 = eng.relu_layer(K, T, 2.0, 0.1, 1.5, 0.2, block=block)
+    assert np.array_equal(K2, K2.T) and np.array_equal(T2, T2.T)
+    np.testing.assert_allclose(K2, 0.1 + 2.0 * ss, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(T2, 0.2 + 1.5 * ss + 2.0 * dd * T, rtol=1e-14, atol=1e-14)
