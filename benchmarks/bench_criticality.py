@@ -28,7 +28,8 @@ def main() -> None:
         rows.append((f"critical_line {act}", "200 C_b", _t(critical_line, act, np.linspace(0, 2, 200))))
         for d in (15, 30):
             rows.append((f"critical_point {act} dps", str(d), _t(critical_point, act, 0.3, dps=d)))
-            rows.append((f"fixed_point {act} dps", str(d), _t(fixed_point, act, 2.0, 0.3, dps=d)))
+            cw = 1.5 if act == "relu" else 2.0  # ReLU at C_W = 2, C_b > 0 has no finite fixed point
+            rows.append((f"fixed_point {act} dps", str(d), _t(fixed_point, act, cw, 0.3, dps=d)))
     print(f"{'case':<32}{'size':>10}{'seconds':>12}")
     for name, size, t in rows:
         print(f"{name:<32}{size:>10}{t:>12.3f}")
