@@ -122,37 +122,14 @@ def _integrands(act: Activation) -> _Integrands:
                        dpair=rd.subs(Z, z1) * rd.subs(Z, z2), at0=at0, pair_k=ks**2, dpair_k=kd**2)
 
 
-#: split points (in z) for smooth one-dimensional integrands: see :func:`_split`
-_SPLITS = (-30, -10, -3, -1, 0, 1, 3, 10, 30)
-
-
-@functools.lru_cache(maxsize=256)
-def _split(f: sp.Expr) -> sp.Expr | None:
-    """f written piecewise on the intervals between :data:`_SPLITS` (None if f is not smooth).
-
-    Workaround: ``expect``'s Gauss–Hermite rule (100 nodes) loses accuracy for tanh-like
-    integrands at large variance (1e-6 relative for <tanh'²>_3, worse beyond: the activation's
-    own scale 1/√q shrinks in standard coordinates).  Split points at fixed z make
-    :func:`perturb.gaussian.expect_numeric` use Gauss–Legendre panels adapted to that scale:
-    ~1e-13 for q <= 300 (checked against mpmath in tests/test_criticality.py).
-    """
-    if f.atoms(*(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)) or closed_form_of(f, 1) is not None:
-        return None
-    H, p = sp.Heaviside, _SPLITS
-    return (f * H(p[0] - Z) + sum(f * H(Z - a) * H(b - Z) for a, b in zip(p[:-1], p[1:]))
-            + f * H(Z - p[-1]))
-
-
 def _e1(f, q, dps):
     """<f>_q: numpy array (fast) or mpf (dps)."""
     if dps:
         return expect(f, q, method="mpmath", dps=dps)
-    g = _split(f)
-    if g is None:
-        return np.asarray(expect(f, q), dtype=float)
-    from .gaussian import expect_numeric
-
-    return np.asarray(expect_numeric(g, np.asarray(q, dtype=float), n_legendre=64), dtype=float)
+    # closed form when registered; otherwise composite Gauss–Legendre panels whose width shrinks
+    # with the variance (~1e-15 for tanh-like integrands up to q ~ 10³), Chebyshev in log q for
+    # large grids
+    return np.asarray(expect(f, q), dtype=float)
 
 
 def _moments(act: Activation, q, dps=None):
