@@ -35,6 +35,8 @@ from .atom import integration_vars
 
 __all__ = ["expect_numeric", "kinks_in", "pair_gram", "hermite_coefficients", "TAIL"]
 
+#: positions (in inner standard deviations) of the inner kink at which outer panels are broken
+_TRANSITION = (-8.0, -5.0, -3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 #: half-width of the truncated domain for kinked integrands (Gaussian mass beyond: < 1e-31)
 TAIL = 12.0
 _KINK_FUNCS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)
@@ -179,10 +181,20 @@ def _nested(fn, L: np.ndarray, kinks, nh: int, nl: int) -> np.ndarray:
         # panels of Gauss–Legendre on [-T, T]: base breakpoints (width <= 2, and small enough
         # that poles of σ at distance ~π/(2√K) from the real axis keep geometric convergence)
         # plus the kinks, whose positions depend on the outer variables
-        scale = float(np.sqrt(np.max(L[:, i, i] ** 2 + sum(L[:, i, j] ** 2 for j in range(i))))) if P else 1.0
+        # x_i enters every later u_k through column i of L: its largest entry sets the scale
+        scale = float(np.max(np.abs(L[:, i:, i]))) if P else 1.0
         n_base = max(12, int(np.ceil(2 * TAIL * scale / 2.0)))
         base = np.linspace(-TAIL, TAIL, n_base + 1)
         cuts = [np.broadcast_to(base, (P, Q, base.size))]
+        if m == 2 and i == 0 and kinks[1]:
+            # the inner integral changes over |Δx_0| ~ L_11/|L_10| where the inner kink crosses the
+            # bulk of the inner Gaussian (sharp when the covariance is nearly singular): break there
+            l10, l11 = L[:, 1, 0], L[:, 1, 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for c in kinks[1]:
+                    for t in _TRANSITION:
+                        b = np.where(np.abs(l10) > 0, (c - t * l11) / np.where(np.abs(l10) > 0, l10, 1.0), TAIL)
+                        cuts.append(np.broadcast_to(np.clip(b, -TAIL, TAIL)[:, None, None], (P, Q, 1)))
         if kinks[i]:
             offset = np.zeros((P, Q))
             for j in range(i):
@@ -207,7 +219,28 @@ def _nested(fn, L: np.ndarray, kinks, nh: int, nl: int) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         vals = fn(*u)
     vals = np.broadcast_to(vals, w.shape)
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        vals = _refine_nonfinite(fn, u, vals, bad, w)
     return np.einsum("pq,pq->p", vals, w)
+
+
+def _refine_nonfinite(fn, u, vals, bad, w):
+    """Re-evaluate nodes where float64 overflowed (e.g. inf/inf in exp(-2z)/(1+exp(-z))^4 far
+    in the tail) with mpmath, whose exponent range is unbounded; the weighted value is kept
+    when it is finite, so a genuinely divergent integrand still reports a non-finite result."""
+    import mpmath
+
+    vals = np.array(vals, dtype=float)
+    mp_fn = fn.mp_function
+    idx = np.nonzero(bad)
+    with mpmath.workdps(20):
+        for p, q in zip(*idx):
+            val = mp_fn(*[mpmath.mpf(float(ui[p, q])) for ui in u]) * mpmath.mpf(float(w[p, q]))
+            weighted = float(val) if mpmath.isfinite(val) else np.inf
+            vals[p, q] = weighted / w[p, q] if w[p, q] != 0 and np.isfinite(weighted) else (
+                0.0 if w[p, q] == 0 else np.inf)
+    return vals
 
 
 # ---------------------------------------------------------------- Gram matrices: Mehler's series
