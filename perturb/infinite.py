@@ -134,6 +134,29 @@ def _pair(expr: sp.Expr) -> sp.Expr:
     return expr.subs(Z, z1) * expr.subs(Z, z2)
 
 
+def _relu_pair_terms(rho: np.ndarray, p: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """2π E[σ(u1)σ(u2)]/sqrt(ab) and θ = arccos ρ for σ = α relu(z) − β relu(−z), p = α²+β², q = 2αβ.
+
+    J(ρ) = E relu(u1) relu(u2) ∝ sin θ + (π − θ) ρ; the cross terms relu(u1) relu(−u2) give J(−ρ).
+    """
+    th = np.arccos(rho)
+    s = np.multiply(rho, rho)
+    np.subtract(1.0, s, out=s)
+    np.maximum(s, 0.0, out=s)
+    np.sqrt(s, out=s)
+    ss = np.subtract(np.pi, th)
+    if q:
+        ss *= p
+        ss -= q * th
+        ss *= rho
+        s *= p + q
+    else:
+        ss *= p * rho
+        s *= p
+    ss += s
+    return ss, th
+
+
 def _relu_coefficients(expr: sp.Expr) -> tuple[float, float] | None:
     """(α, β) with σ(z) = α relu(z) + β relu(-z), or None."""
     parts = decompose(expr, Z)
@@ -213,23 +236,8 @@ class _Engine:
         rho = np.divide(K, nrm, out=np.zeros_like(K), where=nrm > 0)   # in place from here on
         np.clip(rho, -1.0, 1.0, out=rho)
         np.fill_diagonal(rho, np.where(a > 0, 1.0, 0.0))
-        th = np.arccos(rho)
-        s = np.multiply(rho, rho)
-        np.subtract(1.0, s, out=s)
-        np.maximum(s, 0.0, out=s)
-        np.sqrt(s, out=s)
-        # J(ρ) = E relu(u1) relu(u2); J(-ρ) = E relu(u1) relu(-u2) (= E relu(-u1) relu(u2))
         p, q = al * al + be * be, 2 * al * be
-        ss = np.subtract(np.pi, th)
-        if q:
-            ss *= p
-            ss -= q * th
-            ss *= rho
-            s *= p + q
-        else:
-            ss *= p * rho
-            s *= p
-        ss += s
+        ss, th = _relu_pair_terms(rho, p, q)
         nrm *= 1 / (2 * np.pi)
         ss *= nrm
         dd = None
@@ -275,21 +283,7 @@ class _Engine:
             rho *= inv_n[None, i0:]
             np.clip(rho, -1.0, 1.0, out=rho)
             rho[r, r] = np.where(zero[i0:i1], 0.0, 1.0)
-            th = np.arccos(rho)
-            s = np.multiply(rho, rho)
-            np.subtract(1.0, s, out=s)
-            np.maximum(s, 0.0, out=s)
-            np.sqrt(s, out=s)
-            ss = np.subtract(np.pi, th)
-            if q:
-                ss *= p
-                ss -= q * th
-                ss *= rho
-                s *= p + q
-            else:
-                ss *= p * rho
-                s *= p
-            ss += s
+            ss, th = _relu_pair_terms(rho, p, q)
             ss *= nrm                                  # ss = 2π <σσ>
             k2 = ss * c_ss
             k2 += C_b
