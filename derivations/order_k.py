@@ -34,6 +34,25 @@ def build(activation: str = "generic", order: int | None = None, checks: bool = 
         if eqs:
             steps.append(Step(f"Moment of order {a[0]}", "Outgoing central moment of $\\Sigma^{(\\ell)}$ in the incoming "
                               "ones (same rules).", "", eqs))
+    # the fold over depth, as the engine's expression graph walks it (depth 2 to stay short):
+    # every node in topological order, defined by its parents' symbols
+    import networkx as nx
+
+    fw = FiniteWidth(act, depth=2, order=k)
+    g = fw.graph()
+    graph_eqs = []
+    for node in nx.topological_sort(g):
+        attrs = g.nodes[node]
+        expr, sym = attrs["expr"], attrs["symbol"]
+        if expr == sym or expr == 0:
+            continue
+        graph_eqs.append(Equation(sp.latex(sym), concrete(expr, act)))
+    steps.append(Step("The fold over depth (expression graph)",
+                      "The layer map is instantiated per layer ($K$, $C_W$, $C_b$, $n$ of that layer) and its incoming "
+                      "moments are the previous layer's nodes; only the nodes the output needs are built "
+                      r"(FiniteWidth.graph, shown for $L = 2$ in topological order; $M^{(\ell)}_{t|e}$ is the "
+                      r"$n^{-e}$ coefficient of $\mathbb{E}(\Sigma^{(\ell)} - K^{(\ell+1)})^t$).",
+                      f"{g.number_of_nodes()} nodes, {g.number_of_edges()} edges:", tuple(graph_eqs)))
     steps.append(Step("Output statistics", "Given $\\Sigma^{(L)}$ the output is $N(0,\\Sigma^{(L)})$, so "
                       "$\\kappa_{2j}(z) = (2j-1)!!\\,\\kappa_j(\\Sigma^{(L)})$ [LH section 4].", "", ()))
     result = []
