@@ -85,7 +85,7 @@ def _checks():
     q = expect(sp.tanh(z1) * sp.tanh(z2), [[0.9, 0.4], [0.4, 1.3]])
     out.append(close_check("tanh pair expectation at (0.9, 1.3, 0.4): quadrature vs the mpmath reference value "
                            "of REFERENCE section 1", 0.1406385945564758, float(q), 1e-12,
-                           "Gauss-Hermite on a smooth integrand reaches ~1e-13"))
+                           "composite Gauss-Legendre panels reach ~1e-15"))
     rec = symbolic_recursion("relu")
     s = rec.symbols
     point = {s["K_aa"]: 0.9, s["K_bb"]: 1.3, s["K_ab"]: 0.4, s["C_W"]: 2, s["C_b"]: 0.1}

@@ -22,7 +22,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..criticality import critical_depth_series, critical_point, universality_class, vertex_depth_series
+    from ..criticality import (
+        critical_depth_series,
+        critical_point,
+        universality_class,
+        vertex_depth_series,
+    )
 
     cp = critical_point(args.activation, args.cb, dps=args.dps)
     if args.json:
