@@ -47,22 +47,12 @@ def engine_moments(activation, L, order, **kw):
 # ------------------------------------------------------------------------------ ReLU
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_relu_series_equals_exact_law(order):
-    widths = sp.symbols("n_1:3", positive=True)
+@pytest.mark.parametrize("depth,order", [(2, 1), (2, 2), pytest.param(3, 3, marks=pytest.mark.slow),
+                                         pytest.param(3, 4, marks=pytest.mark.slow)])
+def test_relu_series_equals_exact_law(depth, order):
+    widths = sp.symbols(f"n_1:{depth + 1}", positive=True)
     K = sp.Symbol("K_1", positive=True)
-    st = engine_moments("relu", 2, order, C_W=2, C_b=0)
-    for M in (2, 4, 6, 8):
-        exact = moment_symbolic(M, list(widths), C_W=2, K1=K)
-        assert_equal(sp.together(st.total_moment(M)), truncate(exact, widths, order))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("order", [3, 4])
-def test_relu_series_equals_exact_law_high_order(order):
-    widths = sp.symbols("n_1:4", positive=True)
-    K = sp.Symbol("K_1", positive=True)
-    st = engine_moments("relu", 3, order, C_W=2, C_b=0)
+    st = engine_moments("relu", depth, order, C_W=2, C_b=0)
     for M in (2, 4, 6, 8):
         exact = moment_symbolic(M, list(widths), C_W=2, K1=K)
         assert_equal(sp.together(st.total_moment(M)), truncate(exact, widths, order))
@@ -133,26 +123,16 @@ def _exact_polynomial_chain(sigma, L, widths, C_W, C_b, K1, max_m):
     return [moment(L, m) for m in range(1, max_m + 1)]
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_quadratic_activation_equals_exact_chain(order):
+@pytest.mark.parametrize("order,max_m", [(1, 4), (2, 4), pytest.param(3, 3, marks=pytest.mark.slow)])
+def test_quadratic_activation_equals_exact_chain(order, max_m):
     """σ(z) = z + z²/4: <σ²>_K is quadratic in K, so every Taylor order of the engine matters."""
     widths = sp.symbols("n_1:3", positive=True)
     K1, C_W, C_b = sp.Rational(1, 2), sp.Rational(3, 2), sp.Rational(1, 5)
-    exact = _exact_polynomial_chain(lambda z: z + z**2 / 4, 2, widths, C_W, C_b, K1, 4)
+    exact = _exact_polynomial_chain(lambda z: z + z**2 / 4, 2, widths, C_W, C_b, K1, max_m)
     st = engine_moments("z + z**2/4", 2, order, K1=K1, C_W=C_W, C_b=C_b)
-    for m in range(1, 5):
+    for m in range(1, max_m + 1):
         # E z^{2m} = (2m−1)!! E[Σ^m] (conditional Gaussianity of the output)
         assert_equal(st.total_moment(2 * m), truncate(sp.factorial2(2 * m - 1) * exact[m - 1], widths, order))
-
-
-@pytest.mark.slow
-def test_quadratic_activation_equals_exact_chain_order3():
-    widths = sp.symbols("n_1:3", positive=True)
-    K1, C_W, C_b = sp.Rational(1, 2), sp.Rational(3, 2), sp.Rational(1, 5)
-    exact = _exact_polynomial_chain(lambda z: z + z**2 / 4, 2, widths, C_W, C_b, K1, 3)
-    st = engine_moments("z + z**2/4", 2, 3, K1=K1, C_W=C_W, C_b=C_b)
-    for m in range(1, 4):
-        assert_equal(st.total_moment(2 * m), truncate(sp.factorial2(2 * m - 1) * exact[m - 1], widths, 3))
 
 
 # ------------------------------------------------------------------------------ numerics

@@ -9,6 +9,7 @@ Gaussian-expectation atoms.
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import pytest
 import sympy as sp
@@ -101,25 +102,25 @@ def _symbols(lm):
     return V, G1
 
 
-def _full(d, a, b):
-    """Index a symmetric-pair dictionary by ordered input indices."""
-    return d[(min(a, b), max(a, b))]
+def _pair(a, b):
+    """The symmetric pair (α, β) as stored: α <= β."""
+    return (min(a, b), max(a, b))
 
 
-def test_two_input_V_all_components_match_pdlt(two_input_map):
+@pytest.fixture(scope="module")
+def two_input(two_input_map):
+    """The two-input layer map with PDLT's incoming V_{pq}, G1_p and the symbols of the forms."""
     lm = two_input_map
-    C_W, n = lm.syms.C_W, lm.syms.n
     n_prev = sp.Symbol("n_prev", positive=True)
-    r = n / n_prev
-    Kmat = sp.ImmutableMatrix(2, 2, lambda i, j: lm.K[(min(i, j), max(i, j))])
-    Kinv = Kmat.inv()
-    zs = zvars(2)
+    Kmat = sp.ImmutableMatrix(2, 2, lambda i, j: lm.K[_pair(i, j)])
     V, G1 = _symbols(lm)
-    sub = _incoming(lm, V, G1, n_prev)
+    return SimpleNamespace(lm=lm, C_W=lm.syms.C_W, n=lm.syms.n, r=lm.syms.n / n_prev, Kmat=Kmat,
+                           Kinv=Kmat.inv(), zs=zvars(2), V=V, G1=G1, sub=_incoming(lm, V, G1, n_prev))
 
-    def Vfull(b1, b2, b3, b4):
-        p, q = (min(b1, b2), max(b1, b2)), (min(b3, b4), max(b3, b4))
-        return V[(p, q)]
+
+def test_two_input_V_all_components_match_pdlt(two_input):
+    t = two_input
+    lm, Kmat, Kinv, zs = t.lm, t.Kmat, t.Kinv, t.zs
 
     def sig(*idx):
         return sp.Mul(*[SIGMA(zs[i]) for i in idx])
@@ -127,35 +128,26 @@ def test_two_input_V_all_components_match_pdlt(two_input_map):
     for p, q in itertools.combinations_with_replacement(range(len(lm.pairs)), 2):
         (a1, a2), (a3, a4) = lm.pairs[p], lm.pairs[q]
         a = tuple(x + y for x, y in zip(lm.unit(p), lm.unit(q)))
-        engine = n * lm.moment(a)[1].xreplace(sub)
+        engine = t.n * lm.moment(a)[1].xreplace(t.sub)
         # PDLT (4.90)-type: with lower-index V and the Hermite tensors in raised indices
-        pdlt = C_W**2 * (E(sig(a1, a2, a3, a4), Kmat) - E(sig(a1, a2), Kmat) * E(sig(a3, a4), Kmat))
+        pdlt = t.C_W**2 * (E(sig(a1, a2, a3, a4), Kmat) - E(sig(a1, a2), Kmat) * E(sig(a3, a4), Kmat))
         acc = 0
         for b1, b2, b3, b4 in itertools.product(range(2), repeat=4):
-            acc += (Vfull(b1, b2, b3, b4) * E(sig(a1, a2) * _hermite2(Kinv, zs, b1, b2, Kmat), Kmat)
+            acc += (t.V[(_pair(b1, b2), _pair(b3, b4))] * E(sig(a1, a2) * _hermite2(Kinv, zs, b1, b2, Kmat), Kmat)
                     * E(sig(a3, a4) * _hermite2(Kinv, zs, b3, b4, Kmat), Kmat))
-        pdlt += C_W**2 * r / 4 * acc
+        pdlt += t.C_W**2 * t.r / 4 * acc
         assert_same(engine, pdlt)
 
 
-def test_two_input_G1_matches_pdlt(two_input_map):
-    lm = two_input_map
-    C_W, n = lm.syms.C_W, lm.syms.n
-    n_prev = sp.Symbol("n_prev", positive=True)
-    r = n / n_prev
-    Kmat = sp.ImmutableMatrix(2, 2, lambda i, j: lm.K[(min(i, j), max(i, j))])
-    Kinv = Kmat.inv()
-    zs = zvars(2)
-    V, G1 = _symbols(lm)
-    sub = _incoming(lm, V, G1, n_prev)
+def test_two_input_G1_matches_pdlt(two_input):
+    t = two_input
+    lm, Kmat, Kinv, zs = t.lm, t.Kmat, t.Kinv, t.zs
     for p, (a1, a2) in enumerate(lm.pairs):
-        engine = n * lm.moment(lm.unit(p))[1].xreplace(sub)
+        engine = t.n * lm.moment(lm.unit(p))[1].xreplace(t.sub)
         s2 = SIGMA(zs[a1]) * SIGMA(zs[a2])
-        first = sum(_full(G1, b1, b2) * E(s2 * _hermite2(Kinv, zs, b1, b2, Kmat), Kmat)
-                    for b1, b2 in itertools.product(range(2), repeat=2)) * C_W / 2
-        second = 0
-        for b in itertools.product(range(2), repeat=4):
-            p1, p2 = (min(b[0], b[1]), max(b[0], b[1])), (min(b[2], b[3]), max(b[2], b[3]))
-            second += V[(p1, p2)] * E(s2 * _hermite4(Kinv, zs, b), Kmat)
-        pdlt = r * (first + C_W / 8 * second)
+        first = sum(t.G1[_pair(b1, b2)] * E(s2 * _hermite2(Kinv, zs, b1, b2, Kmat), Kmat)
+                    for b1, b2 in itertools.product(range(2), repeat=2)) * t.C_W / 2
+        second = sum(t.V[(_pair(b[0], b[1]), _pair(b[2], b[3]))] * E(s2 * _hermite4(Kinv, zs, b), Kmat)
+                     for b in itertools.product(range(2), repeat=4))
+        pdlt = t.r * (first + t.C_W / 8 * second)
         assert_same(engine, pdlt)
