@@ -5,17 +5,12 @@ Run: python benchmarks/bench_criticality.py
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from _timing import best
 
 from perturb.criticality import critical_line, critical_point, fixed_point, fixed_point_grid
 
-
-def _t(fn, *a, **k):
-    t0 = time.perf_counter()
-    fn(*a, **k)
-    return time.perf_counter() - t0
+_t = best  # one timed call
 
 
 def main() -> None:

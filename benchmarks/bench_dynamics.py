@@ -5,19 +5,13 @@ Run: ``python benchmarks/bench_dynamics.py`` (prints a table).
 
 from __future__ import annotations
 
-import time
+import functools
 
 import numpy as np
 import sympy as sp
+from _timing import best
 
-
-def _time(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+_time = functools.partial(best, repeat=3)  # best of 3
 
 
 def main() -> None:
@@ -25,13 +19,13 @@ def main() -> None:
     from perturb.dynamics import hierarchy as h
 
     rows = []
-    rows.append(("derive uv maps (f, λ)", _time(lambda: h.uv_maps(), 3), "s"))
+    rows.append(("derive uv maps (f, λ)", _time(lambda: h.uv_maps(), repeat=3), "s"))
     X = sp.Matrix([[1, sp.Rational(-1, 2), 2], [sp.Rational(3, 10), sp.Rational(6, 5), sp.Rational(-7, 10)]])
     m = h.two_layer_linear_model(2, 3, X=X)
     rows.append(("derive two-layer linear maps (N=2, d=3, numeric X)",
-                 _time(lambda: h.try_close(m, h.two_layer_linear_variables(m)), 1), "s"))
+                 _time(lambda: h.try_close(m, h.two_layer_linear_variables(m)), repeat=1), "s"))
     rows.append(("derive two-layer linear maps (N=2, d=2, symbolic X)",
-                 _time(lambda: h.two_layer_linear_maps(2, 2), 1), "s"))
+                 _time(lambda: h.two_layer_linear_maps(2, 2), repeat=1), "s"))
     cat._compiled()
     rows.append(("uv_catapult R=3, n=1e4, to convergence", _time(lambda: cat.uv_catapult(3.0, 10_000)), "s"))
     rows.append(("uv_catapult R=1.99, n=1e4, 1000 steps",
@@ -39,7 +33,7 @@ def main() -> None:
     u, v = cat.uv_init(10_000, 0)
     f0, l0 = u @ v / 100.0, (u @ u + v @ v) / 10_000
     Rs = np.linspace(0.5, 5, 10_000)
-    t = _time(lambda: cat.uv_iterate(f0, l0, Rs / l0, 10_000, 200), 1)
+    t = _time(lambda: cat.uv_iterate(f0, l0, Rs / l0, 10_000, 200), repeat=1)
     rows.append(("uv_iterate 10^4 runs × 200 steps (vectorised)", t, "s"))
     rows.append(("  per run-step", t / (10_000 * 200) * 1e9, "ns"))
     rows.append(("explicit vector GD n=1e4, 200 steps", _time(lambda: cat.uv_gd_vectors(u, v, 1.0, 200)), "s"))

@@ -14,9 +14,10 @@ Run: ``python benchmarks/bench_montecarlo.py [--samples N]``.
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
 import numpy as np
+from _timing import best
 
 from perturb.montecarlo import chunk_size, sample_ntk, sample_outputs
 from perturb.network import Network
@@ -24,13 +25,7 @@ from perturb.network import Network
 WIDTH, DEPTH = 64, 10
 
 
-def _best(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+_best = functools.partial(best, repeat=3)
 
 
 def main() -> None:

@@ -5,18 +5,12 @@ Prints one row per task: the work size and the wall time (best of a few repeats)
 
 from __future__ import annotations
 
-import time
+import functools
 
 import numpy as np
+from _timing import best
 
-
-def _best(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+_best = functools.partial(best, repeat=3)
 
 
 def main() -> None:
@@ -35,22 +29,22 @@ def main() -> None:
             for M in (2, 4, 6, 8):
                 law.moment(M)
         rows.append(("moments M=2..8 (Fraction)", f"L={len(ws)}, n={ws[0]}", _best(exact_moments)))
-    rows.append(("symbolic E z^8, 5 symbolic widths", "SymPy", _best(lambda: moment_symbolic(8, 5), 1)))
+    rows.append(("symbolic E z^8, 5 symbolic widths", "SymPy", _best(lambda: moment_symbolic(8, 5), repeat=1)))
     for ws in ((8, 8, 8), (100,) * 10, (1000,) * 50):
         law = relu_output_law(ws, [1.0])
         rows.append(("log_moments (mpmath, 30 digits)", f"L={len(ws)}, n={ws[0]}",
-                     _best(lambda law=law: law.log_moments(dps=30), 1)))
+                     _best(lambda law=law: law.log_moments(dps=30), repeat=1)))
     for ws in ((2, 3), (8, 8, 8)):
         law = relu_output_law(ws, [1.0])
         terms = len(law._multisets(10 ** 6))
         rows.append(("density, Meijer-G mixture, 1 point, 30 digits", f"{terms} terms (widths {ws})",
-                     _best(lambda law=law: law.density(1.0, dps=30), 1)))
+                     _best(lambda law=law: law.density(1.0, dps=30), repeat=1)))
     z = np.linspace(-4, 4, 1000)
     for ws in ((8, 8, 8), (20,) * 20, (200,) * 50):
         law = relu_output_law(ws, [1.0])
         rows.append(("density_numpy, 1000 points", f"L={len(ws)}, n={ws[0]}",
-                     _best(lambda law=law: law.density_numpy(z), 2)))
-    rows.append(("lognormal_error", "L=20, n=20", _best(lambda: lognormal_error((20,) * 20), 1)))
+                     _best(lambda law=law: law.density_numpy(z), repeat=2)))
+    rows.append(("lognormal_error", "L=20, n=20", _best(lambda: lognormal_error((20,) * 20), repeat=1)))
 
     w = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
