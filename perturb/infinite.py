@@ -32,6 +32,8 @@ array([[1.      , 0.775312],
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import mpmath
@@ -254,12 +256,21 @@ class _Engine:
         return ss, dd
 
 
-    def relu_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int = 64):
-        """One ReLU-family layer map fused and cache-blocked: (K', Θ') with one arccos per entry.
+    def relu_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int = 32, threads: int | None = None):
+        """One ReLU-family layer map, fused and cache-blocked: (K', Θ') with one arccos per pair.
 
-        Rows are processed in blocks of ``block``; each block computes only the columns ``j >= i0``
-        (the upper part) and mirrors them, so every transcendental is evaluated about N²/2 times
-        and the temporaries stay in cache.  Same formulas as :meth:`_relu`.
+        Only the upper triangle of ``K`` and ``Θ`` is read.  Rows are processed in blocks of
+        ``block``; each block computes the columns ``j >= i0`` straight into the outputs, which
+        are mirrored at the end in square tiles, so every transcendental is evaluated about
+        N²/2 times and the temporaries stay in cache.  Blocks run on ``threads`` threads (numpy releases the GIL in
+        ufuncs; blocks write disjoint parts of the outputs).  With ρ = K_αβ/√(K_αα K_ββ),
+        θ = arccos ρ, p = α²+β², q = 2αβ for σ = α relu(z) + β relu(-z):
+
+            <σ'σ'> = p/2 - (p+q) θ/(2π)
+            <σσ>   = √(K_αα K_ββ) [(p+q)/(2π) √(1-ρ²) + ρ <σ'σ'>]
+
+        (the arc-cosine kernels of :meth:`_relu`, regrouped; on the diagonal ρ = 1 and
+        <σσ> = (p/2) K_αα is set exactly).
         """
         al, be = self.relu
         a = np.diag(K).copy()
@@ -267,52 +278,105 @@ class _Engine:
             raise PerturbError("kernel has a negative diagonal entry")
         want_ntk = Theta is not None and self.ntk_defined
         N = K.shape[0]
-        n = np.sqrt(a)
         p, q = al * al + be * be, 2 * al * be
+        c = (p + q) / (2 * np.pi)
         zero = a == 0
+        any_zero = bool(np.any(zero))
+        n = np.sqrt(a)
         inv_n = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
+        diag_ss = a * (p / 2)
         K2 = np.empty((N, N))
         T2 = np.empty((N, N)) if want_ntk else None
-        c_ss = C_W / (2 * np.pi)
-        dd0 = ((al - be) / 2) ** 2
-        for i0 in range(0, N, block):
+        dd_zero = ((al - be) / 2) ** 2                  # σ'(0) = (α - β)/2, H(0) = 1/2
+
+        def rows(i0):
             i1 = min(N, i0 + block)
             r = np.arange(i1 - i0)
-            nrm = np.multiply.outer(n[i0:i1], n[i0:])
-            rho = K[i0:i1, i0:] * inv_n[i0:i1, None]
-            rho *= inv_n[None, i0:]
+            rho = np.multiply(K[i0:i1, i0:], inv_n[i0:])
+            rho *= inv_n[i0:i1, None]
             np.clip(rho, -1.0, 1.0, out=rho)
             rho[r, r] = np.where(zero[i0:i1], 0.0, 1.0)
-            ss, th = _relu_pair_terms(rho, p, q)
-            ss *= nrm                                  # ss = 2π <σσ>
-            k2 = ss * c_ss
-            k2 += C_b
-            K2[i0:, i0:i1] = k2.T
-            K2[i0:i1, i0:] = k2
-            _mirror_block(K2, i0, i1)
+            dd = np.arccos(rho)
+            s = np.multiply(rho, rho)
+            s *= -c * c
+            s += c * c
+            np.sqrt(s, out=s)                           # (p+q)/(2π) √(1-ρ²)
+            dd *= -c
+            dd += p / 2                                 # <σ'σ'>
+            if any_zero:
+                dd[zero[i0:i1], :] = dd_zero
+                dd[:, zero[i0:]] = dd_zero
+            rho *= dd
+            s += rho
+            s *= n[i0:]
+            s *= n[i0:i1, None]
+            s[r, r] = diag_ss[i0:i1]                    # s = <σσ>
+            out = K2[i0:i1, i0:]
+            np.multiply(s, C_W, out=out)
+            out += C_b
             if want_ntk:
-                dd = th
-                dd *= -(p + q) / (2 * np.pi)
-                dd += p / 2
-                if np.any(zero):
-                    dd[zero[i0:i1], :] = dd0
-                    dd[:, zero[i0:]] = dd0
                 dd *= Theta[i0:i1, i0:]
                 dd *= C_W
-                ss *= lam_W / (2 * np.pi)
-                dd += ss
-                dd += lam_b
-                T2[i0:, i0:i1] = dd.T
-                T2[i0:i1, i0:] = dd
-                _mirror_block(T2, i0, i1)
+                s *= lam_W
+                dd += s
+                np.add(dd, lam_b, out=T2[i0:i1, i0:])
+
+        _run_blocks(rows, range(0, N, block), threads)
+        _mirror_upper(K2, threads)
+        if want_ntk:
+            _mirror_upper(T2, threads)
         return K2, T2
 
 
-def _mirror_block(M, i0, i1):
-    """Make the diagonal block M[i0:i1, i0:i1] exactly symmetric from its upper triangle."""
-    blk = M[i0:i1, i0:i1]
-    il = np.tril_indices(i1 - i0, -1)
-    blk[il] = blk.T[il]
+def _mirror_upper(M, threads: int | None = None, tile: int = 64):
+    """Copy the upper triangle of M onto the lower one in square tiles (cache- and TLB-friendly),
+    so that M is exactly symmetric."""
+    N = M.shape[0]
+
+    def strip(i0):
+        i1 = min(N, i0 + tile)
+        for j0 in range(i1, N, tile):
+            j1 = min(N, j0 + tile)
+            M[j0:j1, i0:i1] = M[i0:i1, j0:j1].T
+        blk = M[i0:i1, i0:i1]
+        il = _tril(i1 - i0)
+        blk[il] = blk.T[il]
+
+    _run_blocks(strip, range(0, N, tile), threads)
+
+
+@functools.cache
+def _tril(n: int):
+    return np.tril_indices(n, -1)
+
+
+def _threads() -> int:
+    """Worker threads for the blocked Gram-matrix paths: ``PERTURB_NUM_THREADS`` if set,
+    otherwise the number of cores this process may run on (at most 8)."""
+    env = os.environ.get("PERTURB_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise PerturbError(f"PERTURB_NUM_THREADS must be a positive integer, got {env!r}") from None
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:                               # not on Linux
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def _run_blocks(fn, starts, threads: int | None = None) -> None:
+    """Call ``fn(i0)`` for every block start, on a few threads when there are enough blocks
+    (numpy ufuncs release the GIL; ``fn`` must write disjoint parts of its outputs)."""
+    starts = list(starts)
+    threads = min(_threads() if threads is None else threads, len(starts))
+    if threads <= 1 or len(starts) < 4:
+        for i0 in starts:
+            fn(i0)
+        return
+    with ThreadPoolExecutor(threads) as ex:
+        for f in [ex.submit(fn, i0) for i0 in starts]:
+            f.result()
 
 
 @dataclass(frozen=True)
