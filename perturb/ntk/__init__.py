@@ -8,3 +8,4 @@
 from .derive import NTKLayerMap, derive_ntk_layer_map
 
 __all__ = ["NTKLayerMap", "derive_ntk_layer_map"]
+from .dntk import DNTKStatistics, derive_dntk_layer_map, dntk_statistics  # noqa: E402,F401  (issue 7 item 3)
