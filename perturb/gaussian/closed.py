@@ -44,7 +44,7 @@ _pi = sp.pi
 class Primitive:
     """A registered elementary function ``kind(scale * u)``."""
 
-    kind: str  # one, lin, relu, step, erf, gauss, sin, cos
+    kind: str  # one, lin, relu, step, erf, gauss, sin, cos, lin_erf (u·erf), lin_gauss (u·exp(-s u²))
     scale: sp.Expr = sp.S.One
 
 
@@ -61,6 +61,13 @@ def decompose(expr: sp.Expr, u: sp.Symbol) -> list[tuple[sp.Expr, Primitive]] | 
                 rest.append(factor)
             else:
                 coeff *= factor
+        if len(rest) == 2 and u in rest:      # u·erf(s u), u·exp(-s u²): the "lin_" kinds
+            prims = _primitive(rest[1] if rest[0] == u else rest[0], u)
+            if prims is None or len(prims) != 1 or prims[0][1].kind not in ("erf", "gauss"):
+                return None
+            c, p = prims[0]
+            out.append((coeff * c, Primitive("lin_" + p.kind, p.scale)))
+            continue
         if len(rest) > 1:
             return None
         if not rest:
@@ -145,6 +152,16 @@ def _theta(r):
     return sp.acos(r)
 
 
+def _tilt(s, a, b, c):
+    """Weight exp(-s u²) on (u, v) ~ N(0, [[a, c], [c, b]]): (its mean, a', b', c').
+
+    E[exp(-s u²) F(u, v)] = n · E'[F] with n = (1 + 2sa)^(-1/2) and E' the expectation over the
+    Gaussian of covariance (K^-1 + diag(2s, 0))^-1 = K - 2s (a, c)ᵀ(a, c) / (1 + 2sa).
+    """
+    d = 1 + 2 * s * a
+    return 1 / sp.sqrt(d), a / d, b - 2 * s * c**2 / d, c / d
+
+
 # E[p(s u)], u ~ N(0, v)
 MEANS.update({
     "one": lambda s, v: sp.S.One,
@@ -167,6 +184,13 @@ MEAN_DERIVATIVES.update({
     "sin": lambda s, v: s * sp.exp(-s**2 * v / 2),
     "cos": lambda s, v: sp.S.Zero,
 })
+
+# u·erf(s u) and u·exp(-s u²): E[u X(s u)] = v E[X'] (Stein); E[d/du (u X)] = E[X] + v E[X'']
+MEANS["lin_erf"] = lambda s, v: v * MEAN_DERIVATIVES["erf"](s, v)
+MEANS["lin_gauss"] = lambda s, v: sp.S.Zero                       # odd
+MEAN_DERIVATIVES["lin_erf"] = lambda s, v: sp.S.Zero              # derivative of an even function
+# E[exp(-s u²)] - 2s E[u² exp(-s u²)] = n - 2s n a'  (tilted variance a')
+MEAN_DERIVATIVES["lin_gauss"] = lambda s, v: _tilt(s, v, v, v)[0] * (1 - 2 * s * _tilt(s, v, v, v)[1])
 
 for _k in MEANS:
     register_pair_kernel("one", _k, lambda s1, s2, a, b, r, k=_k: MEANS[k](s2, b))
@@ -199,6 +223,70 @@ register_pair_kernel(
 register_pair_kernel("sin", "cos", lambda s1, s2, a, b, r: sp.S.Zero)  # odd x even
 register_pair_kernel("erf", "cos", lambda s1, s2, a, b, r: sp.S.Zero)
 register_pair_kernel("sin", "gauss", lambda s1, s2, a, b, r: sp.S.Zero)
+
+
+# ---- kernels derived from the ones above (GELU = u Φ(u) = u/2 + u erf(u/√2)/2 needs lin_erf;
+# its derivative Φ(u) + u φ(u) needs lin_gauss).  Nothing here is a printed formula: SymPy composes
+#   E[exp(-s u²) X(v)]   = n E'[X(v')]                        (Gaussian tilt, see _tilt)
+#   E[u exp(-s u²) X(v)] = n c' E'[X'(v')]                    (tilt, then Stein's lemma)
+#   E[u erf(s u) X(v)]   = a E[erf'(s u) X(v)] + c E[erf(s u) X'(v)]   (Stein's lemma)
+# Checked against quadrature and mpmath in tests/test_precise_fast.py, and for GELU against
+# Tsuchida et al., AAAI 2021 (the GELU kernel of their eq. for k^(1)) as a comparison.
+
+def _c(a, b, r):
+    return r * sp.sqrt(a * b)
+
+
+def _rho(a, b, c):
+    return c / sp.sqrt(a * b)
+
+
+def _gauss_x(kind):
+    def fn(s1, s2, a, b, r):
+        n, _, b1, _ = _tilt(s1, a, b, _c(a, b, r))
+        return n * MEANS[kind](s2, b1)
+    return fn
+
+
+def _lin_gauss_x(kind):
+    def fn(s1, s2, a, b, r):
+        n, _, b1, c1 = _tilt(s1, a, b, _c(a, b, r))
+        return n * c1 * MEAN_DERIVATIVES[kind](s2, b1)
+    return fn
+
+
+# d/dv X(s v) as Σ coef · kind(scale · v): the Stein partner of u erf(s u)
+_DERIVATIVE: dict[str, Callable[[sp.Expr], list[tuple[sp.Expr, str, sp.Expr]]]] = {
+    "one": lambda s: [],
+    "lin": lambda s: [(sp.S.One, "one", sp.S.One)],
+    "erf": lambda s: [(2 * s / sp.sqrt(_pi), "gauss", s**2)],
+    "gauss": lambda s: [(-2 * s, "lin_gauss", s)],
+    "lin_erf": lambda s: [(sp.S.One, "erf", s), (2 * s / sp.sqrt(_pi), "lin_gauss", s**2)],
+    "sin": lambda s: [(s, "cos", s)],
+    "cos": lambda s: [(-s, "sin", s)],
+}
+
+
+def _lin_erf_x(kind):
+    def fn(s1, s2, a, b, r):
+        c = _c(a, b, r)
+        out = a * 2 * s1 / sp.sqrt(_pi) * PAIR_KERNELS[("gauss", kind)](s1**2, s2, a, b, r)
+        for coef, k2, s3 in _DERIVATIVE[kind](s2):
+            out += c * coef * PAIR_KERNELS[("erf", k2)](s1, s3, a, b, r)
+        return out
+    return fn
+
+
+for _k in MEANS:
+    if ("gauss", _k) not in PAIR_KERNELS:
+        register_pair_kernel("gauss", _k, _gauss_x(_k))
+for _k in MEAN_DERIVATIVES:
+    if ("lin_gauss", _k) not in PAIR_KERNELS:
+        register_pair_kernel("lin_gauss", _k, _lin_gauss_x(_k))
+for _k in _DERIVATIVE:
+    needed = [("gauss", _k)] + [("erf", k2) for _, k2, _ in _DERIVATIVE[_k](sp.S.One)]
+    if ("lin_erf", _k) not in PAIR_KERNELS and all(key in PAIR_KERNELS for key in needed):
+        register_pair_kernel("lin_erf", _k, _lin_erf_x(_k))
 
 
 def pair_kernel_expr(g: sp.Expr, h: sp.Expr, a, b, rho) -> sp.Expr | None:
@@ -241,6 +329,11 @@ def _split_product(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     if isinstance(f, sp.Pow) and f.exp == 2:
         return f.base, f.base
     factors = sp.Mul.make_args(f)
+    # g² that SymPy has distributed, e.g. (z (1 + erf z)/2)² -> z² (1 + erf z)²/4
+    if all((isinstance(x, sp.Pow) and x.exp.is_Integer and x.exp % 2 == 0)
+           or (x.is_Number and x.is_positive) for x in factors):
+        root = sp.Mul(*[sp.sqrt(x) if x.is_Number else x.base ** (x.exp // 2) for x in factors])
+        return root, root
     if len(factors) == 2:
         return factors[0], factors[1]
     if len(factors) == 1:

@@ -1,21 +1,30 @@
 """High-precision Gaussian expectations with mpmath (any number of digits).
 
 Never touches global precision: every evaluation runs inside ``mpmath.workdps(dps)`` (with a
-few guard digits) and returns an ``mpf``.
+few guard digits) and returns an ``mpf``.  Three rules, each with a measured error:
 
-Rule (``method="panels"``, the default for one and two variables): in Cholesky coordinates
-``u = L x`` each variable is integrated over ``[-T, T]`` (T such that the Gaussian mass beyond is
-below ``10^-(dps+guard)``) with composite Gauss–Legendre panels of half-width at most
-``1/max(1, max_k |L_ki|)``, split also at the kinks of the integrand (whose positions depend on
-the outer variables) — the scheme of the float64 quadrature, at mpmath precision.  Nodes are
-computed once per (node count, precision) by Newton's method and cached.  Each panel gets as many
-nodes as the digits it must deliver: a panel where the Gaussian weight (times the outer
-variables' weight) is ``10^-k`` needs ``k`` fewer digits, so the tails cost little.  The result
-is computed with two node counts (a coarse rule with ~70% of the nodes); if they disagree by
-more than ``10^-dps`` times ``E|f|``, or the outermost panels carry more than that, the rule is
-retried with twice the nodes and then falls back to nested ``mpmath.quad`` (``method="quad"``,
-minutes for two variables).  Kinked integrands are split at their kinks in both schemes, so tanh
-at 50 digits and ReLU at 50 digits are equally reliable.
+* ``method="lattice"`` (the default for smooth integrands of one or two variables): the
+  trapezoid rule on a lattice in Cholesky coordinates ``u = √a x, v = αx + s y``.  For an analytic
+  integrand times the Gaussian weight it converges geometrically (error ~ exp(-2πd/h), d the
+  distance of the nearest complex singularity).  The lattice is chosen so that every v lies on
+  one grid of step δ (``hx = pδ/|α|``, ``hy = qδ/s``): for ``g(z_1) h(z_2)`` the activation is
+  evaluated ~T/δ times, not once per lattice point, and the sums over the lattice are done in
+  fixed-point integer arithmetic.  Pairs with |ρ| ≤ 1/4 use Mehler's series (Hermite moments from
+  one-dimensional trapezoid rules; the series tail is bounded by |ρ|^(n+1)√(<g²><h²>)).  Steps
+  shrink by 1/√2 (never aliasing the previous rule) until two successive rules agree to
+  ``10^-(dps+2)`` times ``E|f|`` and the integrand's mass beyond the truncation disc is below that;
+  the finer value is returned.  ~0.1–0.4 s per two-point entry at 30 digits, ~1–2 s at 50.
+* ``method="panels"`` (kinked integrands): in Cholesky coordinates each variable is integrated
+  over ``[-T, T]`` with composite Gauss–Legendre panels of half-width at most
+  ``1/max(1, max_k |L_ki|)``, split also at the kinks of the integrand (whose positions depend on
+  the outer variables).  Nodes are computed once per (node count, precision) by Newton's method
+  and cached.  Each panel gets as many nodes as the digits it must deliver: a panel where the
+  Gaussian weight (times the outer variables' weight) is ``10^-k`` needs ``k`` fewer digits.  The
+  result is computed with two node counts (a coarse rule with ~70% of the nodes); if they
+  disagree by more than ``10^-dps`` times ``E|f|``, or the outermost panels carry more than that,
+  the rule is retried with twice the nodes.  ~20 s for a smooth two-point entry at 30 digits.
+* ``method="quad"``: nested ``mpmath.quad`` split at the kinks — the independent reference
+  (minutes for two variables); ``"auto"`` falls back to it when the other rules' checks fail.
 
 >>> import sympy as sp
 >>> from perturb.gaussian import zvars
@@ -67,7 +76,7 @@ def _cholesky(M):
     return L
 
 
-_METHODS = ("auto", "panels", "quad")
+_METHODS = ("auto", "lattice", "panels", "quad")
 #: node counts of the cached Gauss–Legendre rules (a panel takes the smallest one large enough)
 _NODE_TABLE = (4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192)
 _LN10 = math.log(10.0)
@@ -223,12 +232,336 @@ def _checked_panels(mp_fn, L, kinks, m, dps, *, strict: bool, f):
     return None
 
 
+
+# ---------------------------------------------------------------- smooth integrands: lattice rule
+#: ratio of successive lattice steps (irrational, so two rules never alias the same frequency)
+_RATIO = 1 / math.sqrt(2)
+_MAX_LEVELS = 14
+#: at most this many separable terms g_t(z_1) h_t(z_2); beyond, f is evaluated point by point
+_MAX_TERMS = 6
+#: below this |ρ| pairs go through Mehler's series (the lattice would need ~1/|ρ| points)
+_MEHLER_RHO = 0.25
+
+
+def _factor_lists(e: sp.Expr, zs) -> list[list[sp.Expr]] | None:
+    """e as a sum of products, each a list of factors depending on at most one of ``zs``."""
+    inside = [v for v in zs if v in e.free_symbols]
+    if len(inside) < 2:
+        return [[e]]
+    if isinstance(e, sp.Add):
+        out = []
+        for arg in e.args:
+            part = _factor_lists(arg, zs)
+            if part is None:
+                return None
+            out += part
+        return out
+    if isinstance(e, sp.Mul):
+        out = [[]]
+        for arg in e.args:
+            part = _factor_lists(arg, zs)
+            if part is None or len(out) * len(part) > _MAX_TERMS:
+                return None
+            out = [a + b for a in out for b in part]
+        return out
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0:
+        return _factor_lists(sp.expand(e), zs) if sp.expand(e) != e else None
+    if isinstance(e, sp.exp):                  # exp(Σ terms) = Π exp(terms grouped per variable)
+        groups: dict = {}
+        for term in sp.Add.make_args(sp.expand(e.args[0])):
+            key = tuple(v for v in zs if v in term.free_symbols)
+            if len(key) > 1:
+                return None
+            groups[key] = groups.get(key, sp.S.Zero) + term
+        return [[sp.exp(arg) for arg in groups.values()]]
+    return None
+
+
+def _separate(f: sp.Expr, zs) -> list[tuple[sp.Expr, ...]] | None:
+    """f = Σ_t c_t g_t(z_1) h_t(z_2) as [(c_t, g_t, h_t)] (g_t, h_t in Z), or None."""
+    lists = _factor_lists(f, zs)
+    if lists is None or len(lists) > _MAX_TERMS:
+        return None
+    terms = []
+    for factors in lists:
+        parts = [sp.S.One] * (len(zs) + 1)
+        for factor in factors:
+            inside = [i for i, v in enumerate(zs) if v in factor.free_symbols]
+            parts[inside[0] + 1 if inside else 0] *= factor
+        terms.append((parts[0],) + tuple(p.subs(v, Z) for p, v in zip(parts[1:], zs)))
+    return terms
+
+
+def _fix(x, P: int) -> int:
+    """x · 2^P rounded towards zero, as a Python int (x a finite real mpf)."""
+    sign, man, exp, _ = x._mpf_
+    sh = exp + P
+    v = man << sh if sh >= 0 else man >> -sh
+    return -v if sign else v
+
+
+class _NotSmooth(Exception):
+    """A value on the lattice is not a finite real number: leave it to the panel rule."""
+
+
+def _real(v):
+    v = mpmath.mpmathify(v)
+    if not isinstance(v, mpmath.mpf) or not mpmath.isfinite(v):
+        raise _NotSmooth
+    return v
+
+
+def _lattice_sum(geom, fns, joint, P):
+    """One lattice rule: (∫, ∫|f|, |f| mass in the outer shell) as mpf, or raise _NotSmooth.
+
+    ``geom``: the lattice (see :func:`_geometry`); ``fns``: [(c, g, h)] mpmath callables of one
+    variable (None for 1); ``joint``: a callable of (u, v) used instead when f does not separate.
+    Rows are summed as Python integers (fixed point with P fractional bits): exact, and ~5x
+    faster than mpf arithmetic.
+    """
+    ra, alpha, s, T, hx, hy, mode, delta, p, q, sg = geom
+    inv = 1 / mpmath.sqrt(2 * mpmath.pi)
+    Kx = int(T / hx)
+    Jmax = int(T / hy) if s != 0 else 0
+    wy = [_fix(hy * inv * mpmath.exp(-(j * hy) ** 2 / 2), P) for j in range(-Jmax, Jmax + 1)] \
+        if s != 0 else [1 << P]
+    inner = T - 1
+    rows = []
+    for k in range(-Kx, Kx + 1):
+        x = k * hx
+        r2 = T * T - float(x) ** 2
+        J = min(Jmax, int(math.sqrt(r2) / float(hy))) if s != 0 else 0
+        ri2 = inner * inner - float(x) ** 2
+        Ji = -1 if ri2 < 0 else (min(J, int(math.sqrt(ri2) / float(hy))) if s != 0 else 0)
+        rows.append((k, x, J, Ji))
+    # values on the v-grid (aligned mode) or per point (direct mode)
+    hvals = []
+    if mode == "aligned" and joint is None:
+        m_hi = max(p * abs(k) + q * J for k, _, J, _ in rows)
+        vs = [delta * m for m in range(-m_hi, m_hi + 1)]
+        for _, _, h in fns:
+            vals = [_fix(_real(h(v)), P) for v in vs] if h is not None else [1 << P] * len(vs)
+            hvals.append((vals, [abs(v) for v in vals]))
+    total = tot_abs = shell = 0
+    for k, x, J, Ji in rows:
+        w = _fix(hx * inv * mpmath.exp(-x * x / 2), P)
+        u = ra * x
+        wrow = wy[Jmax - J: Jmax + J + 1]
+        for t, (c, g, h) in enumerate(fns if joint is None else [(1, None, None)]):
+            if joint is not None:
+                row = [_fix(_real(joint(u, alpha * x + s * j * hy)), P) for j in range(-J, J + 1)]
+                arow = [abs(v) for v in row]
+            elif mode == "aligned":
+                start = sg * p * k - q * J + len(hvals[t][0]) // 2
+                row = hvals[t][0][start: start + 2 * q * J + 1: max(q, 1)]
+                arow = hvals[t][1][start: start + 2 * q * J + 1: max(q, 1)]
+            else:
+                row = [_fix(_real(h(alpha * x + s * j * hy)), P) if h is not None else 1 << P
+                       for j in range(-J, J + 1)]
+                arow = [abs(v) for v in row]
+            gk = (w * _fix(_real(g(u)), P) >> P) if g is not None else w
+            cf = _fix(_real(c), P) if joint is None else 1 << P
+            gk = gk * cf >> P
+            total += gk * sum(map(int.__mul__, wrow, row))
+            sa = sum(map(int.__mul__, wrow, arow))
+            tot_abs += abs(gk) * sa
+            if Ji < J:     # |f| mass of the points with radius in (T - 1, T]
+                lo, hi = J - Ji, J + Ji + 1
+                sa_in = sum(map(int.__mul__, wrow[lo:hi], arow[lo:hi])) if Ji >= 0 else 0
+                shell += abs(gk) * (sa - sa_in)
+    scale = -3 * P
+    return tuple(mpmath.ldexp(mpmath.mpf(v), scale) for v in (total, tot_abs, shell))
+
+
+def _mehler_sum(fns, a, b, rho, T, hx, n_terms, P, tail_tol):
+    """Σ_n ρ^n/n! <g H_n><h H_n> (Hermite moments by the 1-D trapezoid rule of step hx).
+
+    Returns (value, sqrt(<g²><h²>) summed over terms): E[g(u)h(v)] = Σ_n ρ^n G_n H_n / n! with
+    G_n = E[g(√a x) He_n(x)], and the tail beyond n is at most |ρ|^(n+1) √(<g²><h²>).
+    """
+    inv = 1 / mpmath.sqrt(2 * mpmath.pi)
+    K = int(T / hx)
+    xs = [k * hx for k in range(-K, K + 1)]
+    X = [_fix(x, P) for x in xs]
+    W = [_fix(hx * inv * mpmath.exp(-x * x / 2), P) for x in xs]
+    one = 1 << P
+
+    def moments(fn, var):
+        if fn is None:
+            vals, Pv = [one] * len(xs), P
+        else:
+            r = mpmath.sqrt(var)
+            mp_vals = [_real(fn(r * x)) for x in xs]
+            big = max(abs(v) for v in mp_vals)
+            Pv = P + max(0, -int(mpmath.mag(big))) if big else P      # small values keep their digits
+            vals = [_fix(v, Pv) for v in mp_vals]
+        wv = [w * v >> P for w, v in zip(W, vals)]
+        out, h0, h1 = [], [one] * len(xs), X
+        out.append(sum(wv))
+        out.append(sum(map(int.__mul__, wv, h1)) >> P)
+        for n in range(1, n_terms):
+            h0, h1 = h1, [(x * y >> P) - n * z for x, y, z in zip(X, h1, h0)]
+            out.append(sum(map(int.__mul__, wv, h1)) >> P)
+        second = sum(map(int.__mul__, wv, vals)) >> Pv
+        # |g| mass in the outer unit shell, times the Gaussian tail beyond it relative to the shell
+        shell = sum(abs(v) for x, v in zip(xs, wv) if abs(x) > T - 1) / (math.exp(T - 1) - 1)
+        if shell > tail_tol * sum(abs(v) for v in wv):
+            raise _NotSmooth                 # not negligible at the edge: use the lattice rule
+        return [mpmath.ldexp(mpmath.mpf(v), -Pv) for v in out], mpmath.ldexp(mpmath.mpf(second), -Pv)
+
+    total, scale = mpmath.mpf(0), mpmath.mpf(0)
+    for c, g, h in fns:
+        G, g2 = moments(g, a)
+        H, h2 = moments(h, b)
+        s, term = mpmath.mpf(0), mpmath.mpf(1)
+        for n in range(n_terms + 1):
+            s += term * G[n] * H[n]
+            term *= rho / (n + 1)
+        total += c * s
+        scale += abs(c) * mpmath.sqrt(abs(g2 * h2))
+    return total, scale
+
+
+def _geometry(a, b, c, eta, T):
+    """Lattice of the rule with step ``eta`` (in x, y and in the native units of g(u), h(v)).
+
+    Cholesky coordinates u = √a x, v = αx + s y (x, y independent standard normal) on the
+    lattice x = k·hx, y = j·hy.  "aligned": hx = pδ/|α|, hy = qδ/s, so every v = δ(±pk + qj) lies
+    on one grid of step δ and h is evaluated once per grid point (~T/δ values, not one per
+    lattice point); "direct" (|ρ| very close to 0 or 1, where that grid would be finer than the
+    lattice has points): h is evaluated at each lattice point.
+    """
+    ra = mpmath.sqrt(a)
+    if b is None:                                         # one variable
+        hx = eta * min(1, 1 / ra)
+        return (ra, 0, 0, T, mpmath.mpf(hx), 0, "direct", 0, 0, 0, 1)
+    alpha = c / ra
+    s = mpmath.sqrt(max(b - alpha * alpha, 0))
+    # every step shrinks with eta (eta <= the Gaussian step), so two levels are never one rule
+    hx = eta * min(1, 1 / ra, 1 / abs(alpha)) if alpha != 0 else eta * min(1, 1 / ra)
+    hy = eta * min(1, 1 / s) if s != 0 else mpmath.mpf(1)
+    hx, hy = mpmath.mpf(hx), mpmath.mpf(hy)
+    sg = 1 if alpha >= 0 else -1
+    if s == 0:
+        mode, delta, p, q = "aligned", abs(alpha) * hx, 1, 0
+    elif alpha == 0:
+        mode, delta, p, q = "aligned", s * hy, 0, 1
+    else:
+        r = abs(alpha) * hx / (s * hy)
+        if r >= 1:
+            p, q, delta = int(r), 1, s * hy
+            hx = p * delta / abs(alpha)
+        else:
+            p, q, delta = 1, int(1 / r), abs(alpha) * hx
+            hy = q * delta / s
+        n_grid = 2 * (p * T / hx + q * T / hy) / 1
+        n_lattice = math.pi * T * T / float(hx * hy)
+        mode = "aligned" if n_grid < n_lattice / 4 else "direct"
+    return (ra, alpha, s, T, hx, hy, mode, delta, p, q, sg)
+
+
+def _lattice(f: sp.Expr, zs, M, dps: int):
+    """<f> for smooth f by the lattice (trapezoid) rule with a measured error, or None.
+
+    The trapezoid rule on the Gaussian-weighted integrand converges geometrically, at a rate set
+    by the distance of f's complex singularities from the real axis.  Rules with steps
+    η₀·(1/√2)^ℓ are computed until two successive ones agree to ``10^-(dps+2)`` times ``E|f|`` and
+    the integrand's |f| mass beyond the disc of radius T (estimated from its outermost unit
+    shell) is below that too; the finer one is returned.  None (the caller falls back to the
+    panel rule) when that does not happen within a few levels or a value is not finite.
+    """
+    m = len(zs)
+    if m == 1:
+        a, b, c = M[0, 0], None, None
+    else:
+        a, b, c = M[0, 0], M[1, 1], M[0, 1]
+        if b <= 0:
+            return None
+    if a <= 0:
+        return None
+    if m == 1:
+        fns, joint = [(1, compile_expr(f.subs(zs[0], Z), [Z]).mp_function, None)], None
+    else:
+        parts = _separate(f, zs)
+        if parts is None:
+            fns, joint = None, compile_expr(f, list(zs)).mp_function
+        else:
+            fns = []
+            for cf, g, h in parts:
+                const = cf * (g if not g.free_symbols else 1) * (h if not h.free_symbols else 1)
+                if const.free_symbols:
+                    return None
+                fns.append((mpmath.mpf(sp.N(const, mpmath.mp.dps + 5)),
+                            compile_expr(g, [Z]).mp_function if g.free_symbols else None,
+                            compile_expr(h, [Z]).mp_function if h.free_symbols else None))
+            joint = None
+    digits = dps + 6
+    T = math.sqrt(2 * _LN10 * digits) + 1.0
+    hG = math.pi * math.sqrt(2.0) / math.sqrt(_LN10 * digits + math.log(2.0))
+    tol = mpmath.mpf(10) ** (-(dps + 2))
+    P = mpmath.mp.prec + 24
+    if m == 2 and joint is None and abs(c) <= _MEHLER_RHO * mpmath.sqrt(a * b):
+        value = _mehler(fns, a, b, c / mpmath.sqrt(a * b), T, hG, tol, P)
+        if value is not None:
+            return value
+    prev = None
+    eta = hG
+    widened = 0
+    for _ in range(_MAX_LEVELS):
+        geom = _geometry(a, b, c, eta, T)
+        try:
+            val, val_abs, shell = _lattice_sum(geom, fns, joint, P)
+        except _NotSmooth:
+            return None
+        scale = val_abs if val_abs > 0 else mpmath.mpf(1)
+        tail = shell / (mpmath.exp(T - 1) - 1)
+        if tail > tol * scale:
+            if widened >= 2:
+                return None
+            T, widened, prev = T + 3.0, widened + 1, None      # the integrand is not yet negligible
+            continue
+        if val_abs > 0 and mpmath.log(val_abs, 2) + P < mpmath.mp.prec + 16:
+            P += int(mpmath.mp.prec + 16 - mpmath.log(val_abs, 2) - P) + 8   # tiny values: more bits
+            prev = None
+            continue
+        if prev is not None and abs(val - prev) <= tol * scale:
+            return val
+        prev = val
+        eta *= _RATIO
+    return None
+
+
+def _mehler(fns, a, b, rho, T, hG, tol, P):
+    """Weakly correlated pairs (|ρ| ≤ 1/4): Mehler's series, with a bound on its tail.
+
+    The number of terms makes the tail bound |ρ|^(n+1) √(<g²><h²>) ≤ tol/100 of that scale;
+    the Hermite moments come from 1-D trapezoid rules with steps shrinking by 1/√2 until two
+    successive sums agree to ``tol`` times √(<g²><h²>) (≥ E|gh|, Cauchy–Schwarz).
+    """
+    n_terms = 1 if rho == 0 else int(math.ceil(math.log(float(tol) / 100) / math.log(abs(float(rho))))) + 1
+    # He_n(x) φ(x) oscillates on a scale ~ 1/√n: the steps resolve that and g, h
+    eta = min(hG, 1.5 / math.sqrt(n_terms + 1))
+    prev = None
+    for _ in range(_MAX_LEVELS):
+        hx = mpmath.mpf(min(eta / math.sqrt(float(max(a, b))), eta))
+        try:
+            val, scale = _mehler_sum(fns, a, b, rho, T, hx, n_terms, P, tol)
+        except _NotSmooth:
+            return None
+        if prev is not None and abs(val - prev) <= tol * (scale if scale > 0 else 1):
+            return val
+        prev = val
+        eta *= _RATIO
+    return None
+
+
 def expect_mpmath(f: sp.Expr, K, *, dps: int = 30, method: str = "auto"):
     """<f>_K at ``dps`` digits. ``K``: a number (f in z) or an m×m nested list/matrix (f in z_i).
 
-    ``method``: ``"panels"`` (composite Gauss–Legendre with an error check, raising if the
-    check fails), ``"quad"`` (nested ``mpmath.quad``; slow for two variables) or ``"auto"``
-    (panels for up to two variables, falling back to quad when their check fails).
+    ``method``: ``"lattice"`` (trapezoid lattice / Mehler series for smooth integrands, raising if
+    its check fails), ``"panels"`` (composite Gauss–Legendre split at kinks, raising if its check
+    fails), ``"quad"`` (nested ``mpmath.quad``; slow for two variables) or ``"auto"`` (for up to two
+    variables: lattice when the integrand has no kinks, else or on failure panels, then quad).
 
     >>> import sympy as sp
     >>> mpmath.nstr(expect_mpmath(sp.tanh(Z) ** 2, 1.0, dps=30), 25)
@@ -256,7 +589,14 @@ def expect_mpmath(f: sp.Expr, K, *, dps: int = 30, method: str = "auto"):
         if m == 1 and M[0, 0] < 0:
             raise PerturbError(f"variance must be >= 0, got {M[0, 0]}")
         L = _cholesky(M)
-        if method != "quad" and m <= 2:
+        if method in ("auto", "lattice") and m <= 2:
+            value = None if any(kinks) else _lattice(f, zs, M, dps)
+            if value is None and method == "lattice":
+                raise PerturbError(f"the lattice rule did not reach {dps} digits for <{f}> "
+                                   "(kinked or not smooth enough); use method='panels' or 'quad'")
+            if value is not None:
+                return +value
+        if method in ("auto", "panels") and m <= 2:
             value = _checked_panels(mp_fn, L, kinks, m, dps, strict=(method == "panels"), f=f)
             if value is not None:
                 if not mpmath.isfinite(value):
