@@ -357,7 +357,7 @@ def dntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, l
 
     >>> st = dntk_statistics("relu", [100, 100], [1.0], C_W=2.0, C_b=0.0)
     >>> round(float(st.z_dntk * 100), 10)        # (P + 2Q) at ℓ = 3, critical ReLU, λ = C
-    30.0
+    128.0
     """
     ntk = ntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W,
                          lambda_b=lambda_b, dps=dps)
@@ -395,8 +395,8 @@ def dntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lamb
     """The same fold in exact SymPy arithmetic (every atom needs a closed form or a delta rule).
 
     >>> st = dntk_statistics_exact("relu", [10, 10], [1], C_W=2, C_b=0)
-    >>> st.z_dntk
-    3
+    >>> st.z_dntk                                # 128/10
+    64/5
     """
     ntk = ntk_statistics_exact(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W,
                                lambda_b=lambda_b)
