@@ -32,8 +32,6 @@ array([[1.      , 0.775312],
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import mpmath
@@ -43,7 +41,9 @@ import sympy as sp
 from .activations import SIGMA, Activation, Z, get_activation
 from .errors import PerturbError
 from .gaussian import E, closed_form, closed_form_of, expect, expect_mpmath, pair_gram, zvars
+from .gaussian.blocks import mirror_upper, run_blocks
 from .gaussian.closed import decompose
+from .gaussian.pairs import gram_expectations
 from .network import Network
 
 __all__ = [
@@ -184,6 +184,12 @@ def _relu_coefficients(expr: sp.Expr) -> tuple[float, float] | None:
     return alpha, beta
 
 
+#: relative accuracy asked of the interpolated two-point expectations (per layer)
+PAIR_TOL = 1e-12
+_FAST = "Chebyshev interpolant of Mehler's series, checked to 1e-12"
+_SLOW = "Mehler series + direct 2-D quadrature"
+
+
 def _has_delta(expr: sp.Expr) -> bool:
     return bool(expr.has(sp.DiracDelta))
 
@@ -211,7 +217,8 @@ class _Engine:
         elif self.cf is not None and (self.cf_d is not None or not self.ntk_defined):
             self.method = "closed form (registry)"
         else:
-            self.method = "Mehler series + quadrature"
+            self.method = _FAST
+        self.paths: list[str] = []                       # numeric paths taken, per layer
 
     # ------------------------------------------------------------------ float64
     def __call__(self, K: np.ndarray, want_ntk: bool = True):
@@ -225,11 +232,20 @@ class _Engine:
             ss = _closed_gram(self.cf, K, a, self.s)
             dd = _closed_gram(self.cf_d, K, a, self.ds) if want_ntk else None
             return ss, dd
-        ss = _mehler_gram(self.s, K, a) if self.cf is None else _closed_gram(self.cf, K, a, self.s)
-        dd = None
-        if want_ntk:
-            dd = _mehler_gram(self.ds, K, a) if self.cf_d is None else _closed_gram(self.cf_d, K, a, self.ds)
-        return ss, dd
+        # no closed form: the checked Chebyshev interpolant of Mehler's series for all pairs,
+        # else (not certified) Mehler's series with direct 2-D quadrature near |ρ| = 1
+        todo = [e for e, cf in ((self.s, self.cf), (self.ds, self.cf_d)) if cf is None and (want_ntk or e is self.s)]
+        fast = gram_expectations(todo, K, tol=PAIR_TOL)
+        self.paths.append(_FAST if fast is not None else _SLOW)
+
+        def gram(expr, cf):
+            if cf is not None:
+                return _closed_gram(cf, K, a, expr)
+            if fast is not None:
+                return fast[0][todo.index(expr)]
+            return _mehler_gram(expr, K, a)
+
+        return gram(self.s, self.cf), (gram(self.ds, self.cf_d) if want_ntk else None)
 
     def _relu(self, K, a, want_ntk):
         al, be = self.relu
@@ -321,62 +337,11 @@ class _Engine:
                 dd += s
                 np.add(dd, lam_b, out=T2[i0:i1, i0:])
 
-        _run_blocks(rows, range(0, N, block), threads)
-        _mirror_upper(K2, threads)
+        run_blocks(rows, range(0, N, block), threads)
+        mirror_upper(K2, threads)
         if want_ntk:
-            _mirror_upper(T2, threads)
+            mirror_upper(T2, threads)
         return K2, T2
-
-
-def _mirror_upper(M, threads: int | None = None, tile: int = 64):
-    """Copy the upper triangle of M onto the lower one in square tiles (cache- and TLB-friendly),
-    so that M is exactly symmetric."""
-    N = M.shape[0]
-
-    def strip(i0):
-        i1 = min(N, i0 + tile)
-        for j0 in range(i1, N, tile):
-            j1 = min(N, j0 + tile)
-            M[j0:j1, i0:i1] = M[i0:i1, j0:j1].T
-        blk = M[i0:i1, i0:i1]
-        il = _tril(i1 - i0)
-        blk[il] = blk.T[il]
-
-    _run_blocks(strip, range(0, N, tile), threads)
-
-
-@functools.cache
-def _tril(n: int):
-    return np.tril_indices(n, -1)
-
-
-def _threads() -> int:
-    """Worker threads for the blocked Gram-matrix paths: ``PERTURB_NUM_THREADS`` if set,
-    otherwise the number of cores this process may run on (at most 8)."""
-    env = os.environ.get("PERTURB_NUM_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise PerturbError(f"PERTURB_NUM_THREADS must be a positive integer, got {env!r}") from None
-    try:
-        return max(1, min(8, len(os.sched_getaffinity(0))))
-    except AttributeError:                               # not on Linux
-        return max(1, min(8, os.cpu_count() or 1))
-
-
-def _run_blocks(fn, starts, threads: int | None = None) -> None:
-    """Call ``fn(i0)`` for every block start, on a few threads when there are enough blocks
-    (numpy ufuncs release the GIL; ``fn`` must write disjoint parts of its outputs)."""
-    starts = list(starts)
-    threads = min(_threads() if threads is None else threads, len(starts))
-    if threads <= 1 or len(starts) < 4:
-        for i0 in starts:
-            fn(i0)
-        return
-    with ThreadPoolExecutor(threads) as ex:
-        for f in [ex.submit(fn, i0) for i0 in starts]:
-            f.result()
 
 
 @dataclass(frozen=True)
@@ -513,11 +478,15 @@ class LayerMap:
         eng = _engine(self.activation)
         if eng.relu is not None:
             return eng.relu_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b)
-        ss, dd = eng(K, want_ntk=Theta is not None)
-        K2 = self.C_b + self.C_W * ss
+        ss, dd = eng(K, want_ntk=Theta is not None)       # fresh arrays: finished in place
         T2 = None
         if Theta is not None and dd is not None:
-            T2 = self.lambda_b + self.lambda_W * ss + self.C_W * dd * Theta
+            T2 = np.multiply(dd, self.C_W, out=dd)
+            T2 *= Theta
+            T2 += self.lambda_W * ss
+            T2 += self.lambda_b
+        K2 = np.multiply(ss, self.C_W, out=ss)
+        K2 += self.C_b
         return K2, T2
 
     def _mp(self, K, Theta, dps):
@@ -560,9 +529,14 @@ def first_layer(net: Network, X, *, dps: int | None = None):
             K = np.vectorize(lambda g: cb + cw * g, otypes=[object])(G)
             T = np.vectorize(lambda g: lb + lw * g, otypes=[object])(G)
         return K, T
-    G = X @ X.T / n0
-    G = (G + G.T) / 2
-    return net.C_b[0] + net.C_W[0] * G, net.lambda_b[0] + net.lambda_W[0] * G
+    G = X @ X.T
+    mirror_upper(G)                                     # exactly symmetric
+    G /= n0
+    K = np.multiply(G, net.C_W[0])
+    K += net.C_b[0]
+    G *= net.lambda_W[0]
+    G += net.lambda_b[0]
+    return K, G
 
 
 def propagate(net: Network, K1, Theta1=None, *, dps: int | None = None) -> Kernels:
@@ -585,8 +559,11 @@ def propagate(net: Network, K1, Theta1=None, *, dps: int | None = None) -> Kerne
 
 def _fold(net: Network, K, T, dps) -> Kernels:
     layers = [(K, T)]
-    method = _engine(net.activation).method if not dps else f"mpmath at {dps} digits"
-    if not dps and not _engine(net.activation).ntk_defined:
+    eng = None if dps else _engine(net.activation)
+    method = eng.method if eng else f"mpmath at {dps} digits"
+    if eng:
+        eng.paths.clear()
+    if eng and not eng.ntk_defined:
         T = None
     if dps and _has_delta(net.activation.derivative()):
         T = None
@@ -602,7 +579,8 @@ def _fold(net: Network, K, T, dps) -> Kernels:
             rnd = np.vectorize(lambda v: +v, otypes=[object])
             K = rnd(K)
             T = rnd(T) if T is not None else None
-    return Kernels(nngp=K, ntk=T, layers=tuple(layers), dps=dps, methods=(method,))
+    methods = tuple(dict.fromkeys(eng.paths)) if eng and eng.paths else (method,)
+    return Kernels(nngp=K, ntk=T, layers=tuple(layers), dps=dps, methods=methods)
 
 
 def kernels(net: Network, X, *, dps: int | None = None) -> Kernels:

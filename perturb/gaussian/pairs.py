@@ -1,0 +1,348 @@
+"""Two-point Gaussian expectations over whole Gram matrices, by a checked interpolant.
+
+For a smooth function g and a Gram matrix K, :func:`gram_expectations` returns
+``F_αβ = E[g(u_α) g(u_β)]``, ``(u_α, u_β) ~ N(0, [[K_αα, K_αβ], [K_αβ, K_ββ]])``, for every
+pair and for several g at once (the NNGP/NTK layer map needs σ and σ').
+
+Write ``a = K_αα``, ``b = K_ββ``, ``ρ = K_αβ/√(ab)``.  ``F(a, b, ρ)`` is smooth in all three
+variables, so over the ranges present in K it is represented by one tensor Chebyshev series in
+``(log a, log b, ρ)``::
+
+    F ≈ Σ_{P,Q,m} C_{PQm} T_P(s(a)) T_Q(s(b)) T_m(t(ρ))
+
+with ``s``, ``t`` the affine maps of ``[log a_min, log a_max]`` and ``[ρ_min, ρ_max]`` (the
+off-diagonal correlations actually present) onto ``[-1, 1]``.  When all inputs have one norm the
+``a``-degree is 0 and the series is one polynomial in ρ.
+
+The values on the Chebyshev grid come from **Mehler's formula**
+``F = Σ_k c_k(a) c_k(b) ρ^k`` with the Hermite coefficients ``c_k(a) = E[g(√a x) h_k(x)]``
+(``h_k = He_k/√k!``) computed to order 1024 by composite Gauss–Legendre quadrature (panels of
+width 1/4 on [-13, 13], 16 nodes each: the Hermite functions and g's poles are resolved), so
+the series is summed far enough to converge uniformly on ``|ρ| <= 1``.
+
+Every approximation is measured, not assumed, and any failure returns ``None`` (the caller
+then integrates directly):
+
+1. truncation of Mehler's series: by Cauchy–Schwarz its error is at most
+   ``√(τ(a) τ(b))`` with ``τ(a) = E g(√a x)² − Σ_k c_k(a)²``, measured against a 1-D quadrature
+   of ``E g²`` (Parseval) at every grid variance;
+2. the Chebyshev degrees: the trailing coefficients in each direction must be negligible
+   (degrees are doubled until they are);
+3. end to end: the interpolant against Mehler's sums at the actual ``(a_α, a_β, ρ_αβ)`` of a
+   sample of entries (the most correlated pairs and the extreme variances among them).
+
+The largest error measured in 3. is reported.  Diagonal entries are the 1-D expectations
+``E g(u_α)²`` and zero-variance rows are ``g(0) E g(u_β)``, both exact.
+
+>>> import numpy as np, sympy as sp
+>>> from perturb.activations import Z
+>>> X = np.random.default_rng(0).standard_normal((50, 3))
+>>> K = X @ X.T / 3
+>>> (F,), err = gram_expectations([sp.tanh(Z)], K)
+>>> bool(err < 1e-11), bool(np.array_equal(F, F.T))
+(True, True)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import scipy.special as sc
+import sympy as sp
+
+from ..activations import Z
+from .blocks import mirror_upper, run_blocks
+from .interp import expect_interpolated
+from .quadrature import _compiled, expect_numeric, kinks_in
+
+__all__ = ["gram_expectations", "hermite_table", "MAX_ORDER"]
+
+#: highest Hermite order of Mehler's series
+MAX_ORDER = 1024
+_HALF_WIDTH = 13.0        # Gaussian weight beyond: < 1e-36; Hermite functions ~ e^{-x²/4}
+_PANEL = 0.25
+_NODES = 16
+
+
+@functools.cache
+def hermite_table(order: int = MAX_ORDER):
+    """Quadrature nodes x (Q,) and the matrix H (Q, order+1) with Σ_q f(x_q) H[q, k] ≈ E[f(x) h_k(x)]."""
+    t, w = sc.roots_legendre(_NODES)
+    edges = np.arange(-_HALF_WIDTH, _HALF_WIDTH + _PANEL / 2, _PANEL)
+    half = _PANEL / 2
+    x = ((edges[:-1] + edges[1:]) / 2)[:, None] + half * t
+    wx = (half * w * np.exp(-x**2 / 2) / math.sqrt(2 * math.pi)).ravel()
+    x = x.ravel()
+    H = np.empty((x.size, order + 1))
+    h_prev, h = np.zeros_like(x), np.ones_like(x)
+    for k in range(order + 1):
+        H[:, k] = h
+        h_prev, h = h, (x * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
+    H *= wx[:, None]
+    return x, H
+
+
+def _hermite_coefficients(fn, variances):
+    """c_k(a) for k = 0..MAX_ORDER, shape (len(a), MAX_ORDER+1); None if g overflows."""
+    x, H = hermite_table()
+    with np.errstate(all="ignore"):
+        G = np.asarray(fn(np.sqrt(np.asarray(variances))[:, None] * x), dtype=float)
+    G = np.broadcast_to(G, (len(variances), x.size))
+    if not np.all(np.isfinite(G)):
+        return None
+    return G @ H
+
+
+def _cheb_nodes(n: int) -> np.ndarray:
+    """n Chebyshev points of the first kind on [-1, 1], descending."""
+    return np.cos(np.pi * (np.arange(n) + 0.5) / n)
+
+
+def _cheb_matrix(n: int) -> np.ndarray:
+    """V with coefficients = V @ values at the n first-kind points (discrete orthogonality)."""
+    k = np.arange(n)
+    th = np.pi * (k + 0.5) / n
+    V = 2.0 / n * np.cos(np.outer(k, th))
+    V[0] /= 2
+    return V
+
+
+def _cheb_basis(x: np.ndarray, n: int) -> np.ndarray:
+    """T_0..T_{n-1} at x, shape x.shape + (n,)."""
+    T = np.empty(x.shape + (n,))
+    T[..., 0] = 1.0
+    if n > 1:
+        T[..., 1] = x
+    for m in range(2, n):
+        T[..., m] = 2 * x * T[..., m - 1] - T[..., m - 2]
+    return T
+
+
+class _Series:
+    """The tensor Chebyshev series of F for several g, with the maps a -> s, ρ -> t."""
+
+    def __init__(self, coeffs, la, lb, ra, rb):
+        self.C = coeffs            # (G, P, P, M)
+        self.la, self.lb, self.ra, self.rb = la, lb, ra, rb
+
+    def s(self, a):
+        if self.lb == self.la:
+            return np.zeros_like(a)
+        return np.clip((2 * np.log(a) - (self.la + self.lb)) / (self.lb - self.la), -1.0, 1.0)
+
+    def t(self, rho):
+        return np.clip((2 * rho - (self.ra + self.rb)) / (self.rb - self.ra), -1.0, 1.0)
+
+    def __call__(self, a, b, rho):
+        """F at scattered points (1-D arrays), shape (G, n)."""
+        P, M = self.C.shape[1], self.C.shape[3]
+        Ta, Tb, Tr = _cheb_basis(self.s(a), P), _cheb_basis(self.s(b), P), _cheb_basis(self.t(rho), M)
+        return np.einsum("gpqm,np,nq,nm->gn", self.C, Ta, Tb, Tr)
+
+
+def _grid_values(Cs, rho_nodes):
+    """Mehler sums Σ_k c_k(A_p) c_k(A_q) ρ_n^k on the grid: (G, P, P, R)."""
+    out = []
+    for C in Cs:
+        P, K = C.shape
+        powers = rho_nodes[:, None] ** np.arange(K)                       # (R, K)
+        W = (C[:, None, :] * powers[None]).reshape(-1, K) @ C.T           # (P·R, P)
+        out.append(W.reshape(P, -1, P).transpose(0, 2, 1))
+    return np.stack(out)
+
+
+def _order(c, eg2, tol):
+    """Number of Hermite terms after which every tail Σ_{j>=k} c_j² is below tol/100 · E g²."""
+    tails = np.cumsum((c * c)[:, ::-1], axis=1)[:, ::-1]                 # (P, K)
+    small = np.all(tails <= 1e-2 * tol * eg2[:, None], axis=0)
+    return int(np.argmax(small)) if small.any() else c.shape[1]
+
+
+def _fit(fns, exprs, la, lb, ra, rb, tol, n_a, n_r):
+    """The checked tensor series at degrees (n_a, n_r), doubled until the tails are below tol;
+    None when Mehler's series does not converge or the degrees run away."""
+    while True:
+        if la == lb:
+            s_nodes, A = np.zeros(1), np.array([math.exp(la)])
+            n_a = 1
+        else:
+            s_nodes = _cheb_nodes(n_a)
+            A = np.exp((la + lb) / 2 + (lb - la) / 2 * s_nodes)
+        Cs = []
+        for fn, g in zip(fns, exprs):
+            c = _hermite_coefficients(fn, A)
+            if c is None:
+                return None
+            eg2 = np.asarray(expect_numeric(g**2, A), dtype=float)
+            tail = eg2 - np.einsum("pk,pk->p", c, c)
+            if np.any(np.abs(tail) > 0.1 * tol * eg2):          # Parseval: series converged
+                return None
+            Cs.append(c[:, :max(1, _order(c, eg2, tol))])
+        r_nodes = (ra + rb) / 2 + (rb - ra) / 2 * _cheb_nodes(n_r)
+        vals = _grid_values(Cs, r_nodes)                          # (G, P, P, R)
+        coef = np.tensordot(vals, _cheb_matrix(n_r), axes=([3], [1]))      # (G, P, P, M)
+        if n_a > 1:
+            Va = _cheb_matrix(n_a)
+            coef = np.tensordot(coef, Va, axes=([1], [1])).transpose(0, 3, 1, 2)   # (G, P', q, M)
+            coef = np.tensordot(coef, Va, axes=([2], [1])).transpose(0, 1, 3, 2)   # (G, P', Q', M)
+        scale = np.max(np.abs(vals), axis=(1, 2, 3))[:, None, None, None] + 1e-300
+        rel = np.abs(coef) / scale
+        ok_r = n_r <= 3 or rel[..., -3:].max() <= tol / 4
+        ok_a = n_a <= 3 or max(rel[:, -3:].max(), rel[:, :, -3:].max()) <= tol / 4
+        if ok_r and ok_a:
+            return _chop(coef, rel, tol)
+        if (not ok_r and n_r >= 512) or (not ok_a and n_a >= 64):
+            return None
+        n_r = n_r if ok_r else 2 * n_r
+        n_a = n_a if ok_a else 2 * n_a
+
+
+def _chop(coef, rel, tol):
+    """Drop trailing coefficients whose total is far below tol."""
+    M = coef.shape[-1]
+    tail_r = np.cumsum(rel.max(axis=(0, 1, 2))[::-1])[::-1]      # Σ_{m' >= m} max |C|
+    keep_r = max(1, int(np.argmax(tail_r <= tol / 16)) if tail_r[-1] <= tol / 16 else M)
+    P = coef.shape[1]
+    per_a = np.maximum(rel.max(axis=(0, 2, 3)), rel.max(axis=(0, 1, 3)))
+    tail_a = np.cumsum(per_a[::-1])[::-1]
+    keep_a = max(1, int(np.argmax(tail_a <= tol / 16)) if tail_a[-1] <= tol / 16 else P)
+    return coef[:, :keep_a, :keep_a, :keep_r]
+
+
+def gram_expectations(exprs, K, *, tol: float = 1e-12, block: int = 16, threads: int | None = None,
+                      sample: int = 24):
+    """E[g(u_α) g(u_β)] over all pairs of the Gram matrix K for each g in ``exprs``.
+
+    Args:
+        exprs: SymPy expressions in ``z`` (smooth: no kinks).
+        K: symmetric PSD (N, N) matrix; only its upper triangle is read.
+        tol: target error relative to ``√(E g(u_α)² E g(u_β)²)``.
+        block, threads: row-block size and worker threads of the evaluation.
+        sample: number of entries of the end-to-end check.
+
+    Returns:
+        ``(tuple of (N, N) arrays, measured error)``, or ``None`` when the interpolant cannot be
+        certified to ``tol`` (kinks, overflow, Mehler's series not converged by order 1024, runaway
+        degrees, or a failed end-to-end check).
+    """
+    exprs = [sp.sympify(g) for g in exprs]
+    if any(kinks_in(g, Z) for g in exprs):
+        return None
+    K = np.asarray(K, dtype=float)
+    N = K.shape[0]
+    a = np.diag(K).copy()
+    pos = a > 0
+    fns = [_compiled(g, (Z,)) for g in exprs]
+    diag = [_one_point(g**2, a) for g in exprs]
+    outs = [np.empty((N, N)) for _ in exprs]
+    if N == 1 or not pos.any():
+        return _finish(outs, diag, exprs, a, None, None, N, block, threads), 0.0
+    n = np.sqrt(a)
+    inv_n = np.divide(1.0, n, out=np.zeros_like(n), where=pos)
+    R = np.multiply(K, inv_n)                               # ρ (rows of zero variance: 0)
+    R *= inv_n[:, None]
+    np.clip(R, -1.0, 1.0, out=R)
+    np.fill_diagonal(R, R[0, 1])                            # off-diagonal range only
+    ra, rb = float(R.min()), float(R.max())
+    la, lb = float(np.log(a[pos].min())), float(np.log(a[pos].max()))
+    if lb - la < 1e-13:
+        la = lb
+    if rb - ra < 1e-6:                                      # keep the map well conditioned
+        mid = (ra + rb) / 2
+        ra, rb = max(-1.0, mid - 5e-7), min(1.0, mid + 5e-7)
+    coef = _fit(fns, exprs, la, lb, ra, rb, tol, 8, 32)
+    if coef is None:
+        return None
+    series = _Series(coef, la, lb, ra, rb)
+    err = _check(series, fns, exprs, a, R, tol, sample)
+    if err is None:
+        return None
+    return _finish(outs, diag, exprs, a, R, series, N, block, threads), err
+
+
+def _one_point(f, a):
+    """E f(u), u ~ N(0, a), for many variances: Chebyshev in log a above 64 of them."""
+    a = np.asarray(a, dtype=float)
+    if a.size > 64 and np.all(a > 0):
+        return np.asarray(expect_interpolated(f, a), dtype=float)
+    return np.asarray(expect_numeric(f, a), dtype=float)
+
+
+def _check(series, fns, exprs, a, R, tol, sample):
+    """Largest error of the series against Mehler's sums at sampled off-diagonal entries of
+    positive variance — the largest and smallest ρ, the extreme variances, and random ones —
+    relative to √(E g_α² E g_β²); None if above tol."""
+    N = a.size
+    pos = np.nonzero(a > 0)[0]
+    if pos.size < 2:
+        return 0.0
+    pairs = [np.unravel_index(int(np.argmax(R)), R.shape), np.unravel_index(int(np.argmin(R)), R.shape),
+             (int(pos[np.argmin(a[pos])]), int(pos[np.argmax(a[pos])]))]
+    rng = np.random.default_rng(12345)
+    pairs += [tuple(int(v) for v in rng.choice(pos, size=2, replace=False)) for _ in range(sample)]
+    ij = np.array([(i, j) for i, j in pairs if i != j and a[i] > 0 and a[j] > 0 and i < N and j < N])
+    if ij.size == 0:
+        return 0.0
+    i, j = ij[:, 0], ij[:, 1]
+    rr = R[i, j]
+    approx = series(a[i], a[j], rr)
+    powers = rr[:, None] ** np.arange(MAX_ORDER + 1)
+    worst = 0.0
+    for gi, (fn, g) in enumerate(zip(fns, exprs)):
+        c = _hermite_coefficients(fn, np.concatenate([a[i], a[j]]))
+        exact = np.einsum("nk,nk,nk->n", c[:i.size], c[i.size:], powers)
+        eg2 = np.asarray(expect_numeric(g**2, np.concatenate([a[i], a[j]])), dtype=float)
+        scale = np.sqrt(eg2[:i.size] * eg2[i.size:]) + 1e-300
+        worst = max(worst, float(np.max(np.abs(approx[gi] - exact) / scale)))
+    return worst if worst <= tol else None
+
+
+def _finish(outs, diag, exprs, a, R, series, N, block, threads):
+    zero = a == 0
+    if series is not None:
+        C = series.C                                    # (G, P, P, M)
+        G, P, _, M = C.shape
+        Ts = _cheb_basis(series.s(np.where(zero, 1.0, a)), P)          # (N, P)
+        # W[i, m, (q, g)] = Σ_p T_p(s_i) C[g, p, q, m]
+        W = np.einsum("np,gpqm->nmqg", Ts, C).reshape(N, M, P * G)
+
+        Wt = np.ascontiguousarray(W.transpose(0, 2, 1))                   # (N, P·G, M)
+        TsT = np.ascontiguousarray(Ts.T)[:, None, :]                      # (P, 1, N)
+
+        def rows(i0):
+            i1 = min(N, i0 + block)
+            Tr = np.empty((M, i1 - i0, N - i0))                           # T_m(t), m-major
+            Tr[0] = 1.0
+            if M > 1:
+                t = Tr[1]
+                np.multiply(R[i0:i1, i0:], 2 / (series.rb - series.ra), out=t)
+                t -= (series.ra + series.rb) / (series.rb - series.ra)
+                np.clip(t, -1.0, 1.0, out=t)
+                t2 = 2 * t
+            for m in range(2, M):
+                np.multiply(t2, Tr[m - 1], out=Tr[m])
+                Tr[m] -= Tr[m - 2]
+            # V[b, (q, g), n] = Σ_m W[b, m, (q, g)] T_m(t_bn)
+            V = np.matmul(Wt[i0:i1], Tr.transpose(1, 0, 2))                # (B, P·G, Nc)
+            V = V.reshape(i1 - i0, P, G, N - i0)
+            for g in range(G):
+                if P == 1:
+                    outs[g][i0:i1, i0:] = V[:, 0, g]
+                else:
+                    Vg = V[:, :, g]                                        # (B, P, Nc)
+                    Vg *= TsT[:, :, i0:].transpose(1, 0, 2)
+                    Vg.sum(axis=1, out=outs[g][i0:i1, i0:])
+
+        run_blocks(rows, range(0, N, block), threads)
+    for g, out in enumerate(outs):
+        np.fill_diagonal(out, diag[g])
+        mirror_upper(out, threads)
+        if zero.any():
+            f0 = float(exprs[g].subs(Z, 0))
+            mean = np.asarray(expect_numeric(exprs[g], a), dtype=float)
+            out[zero, :] = f0 * mean[None, :]
+            out[:, zero] = f0 * mean[:, None]
+            out[np.ix_(zero, zero)] = f0 * f0
+    return tuple(outs)
