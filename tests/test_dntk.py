@@ -158,3 +158,48 @@ def test_stein_identity_on_tiny_linear_networks():
     resid = s.z * s.o3 - ((L + 1) * s.ntk * s.z**2 - s.ntk**2)
     assert_agrees(0.0, moment(resid, 1), label="Stein identity, linear n=3 L=2")
     assert abs(np.mean(s.z * s.o3)) > 10 * moment(resid, 1).stderr     # the identity is not 0 = 0
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *args):
+    from perturb.cli import main
+
+    status = main(["ntk-move", *args])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_cli_json_contract(capsys):
+    import json
+
+    status, stdout, err = _cli(capsys, "--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "10,10",
+                               "--x", "1", "--eta", "0.1", "--y", "0.3", "--json")
+    assert status == 0, err
+    out = json.loads(stdout)
+    assert {"ntk_mean", "dntk_z", "delta_ntk_step"} <= set(out)
+    # critical ReLU, x = 1, λ = C: E[z O3] = 128/10 exactly (test_critical_relu_values); the first-order
+    # step is −η E[z O3] whatever y; E Θ = H + H1/n with H = 3 K = 6
+    assert out["dntk_z"] == pytest.approx(12.8, rel=1e-12)
+    assert out["delta_ntk_step"] == pytest.approx(-1.28, rel=1e-12)
+    assert out["order_eta"] == 1 and out["y"] == 0.3
+
+
+@pytest.mark.parametrize("args, msg", [(["--eta", "0"], "eta"), (["--eta", "-0.5"], "eta"),
+                                       (["--cw", "-1"], "cw"), (["--x", "0"], "non-zero")])
+def test_cli_bad_input_exit_2(capsys, args, msg):
+    base = {"--activation": "tanh", "--widths": "8", "--x": "1", "--eta": "0.1"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    status, _, err = _cli(capsys, *[t for kv in base.items() for t in kv])
+    assert status == 2 and msg in err and "Traceback" not in err
+
+
+def test_cli_bad_width_exit_2_no_traceback():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "perturb", "ntk-move", "--activation", "tanh", "--widths", "8,0",
+                        "--x", "1", "--eta", "0.1"], capture_output=True, text=True)
+    assert p.returncode == 2 and "widths must be >= 1" in p.stderr and "Traceback" not in p.stderr

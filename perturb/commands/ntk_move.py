@@ -1,0 +1,59 @@
+"""``perturb ntk-move`` — how far one gradient-descent step moves the NTK, at order 1/n (one input).
+
+    perturb ntk-move --activation tanh --cw 1 --cb 0 --widths 64,64,64 --x 1 --eta 0.1 [--y 0] --json
+
+prints ``{"ntk_mean": E Θ, "ntk_var": Var Θ, "dntk_z": E[z O3], "delta_ntk_step": E ΔΘ, ...}`` for
+one output neuron trained on the single sample (x, y) with loss ½(z − y)², NTK parameterisation
+(λ = C): E ΔΘ = −η E[z O3] + O(η²), E[z O3] = (P + 2Q)/n_L from the derived dNTK recursions
+(perturb.ntk.dntk).  The O(η²) term (ddNTK) is not included: the first-order value is what is
+printed, and ``"order_eta": 1`` says so.
+"""
+
+from __future__ import annotations
+
+from ._common import add_network_args, emit_json, float_list, width_list
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "ntk-move",
+        help="how far one GD step moves the NTK of a finite network (dNTK, order 1/n)",
+        description="Fold the derived order-1/n dNTK recursions (PDLT's P, Q) over the network and "
+        "print the mean NTK, the dNTK-preactivation correlation E[z O3] and the mean NTK change of "
+        "one gradient-descent step on the single sample (x, y) to first order in eta "
+        "(NTK parameterisation, lambda = C).",
+    )
+    add_network_args(p)
+    p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1..n_L, e.g. 64,64,64")
+    p.add_argument("--x", type=float_list, required=True, help="the training input, e.g. 1,0.5 (non-zero)")
+    p.add_argument("--eta", type=float, required=True, help="learning rate eta (> 0)")
+    p.add_argument("--y", type=float, default=0.0, help="the target (default 0; the first-order change does "
+                   "not depend on it)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import math
+
+    from ..dynamics.ntk_move import ntk_move
+    from ..errors import PerturbError
+
+    if not (math.isfinite(args.eta) and args.eta > 0):
+        raise PerturbError(f"--eta must be a finite number > 0, got {args.eta}")
+    if args.cw <= 0:
+        raise PerturbError(f"--cw must be > 0, got {args.cw}")
+    if args.cb < 0:
+        raise PerturbError(f"--cb must be >= 0, got {args.cb}")
+    mv = ntk_move(args.activation, args.widths, args.x, eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
+    out = {**mv.as_dict(), "order_eta": 1}
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{args.activation}, C_W = {args.cw:g}, C_b = {args.cb:g}, widths {args.widths}, x = {args.x}, "
+          f"eta = {args.eta:g}, y = {args.y:g}")
+    print(f"E Θ          = {mv.ntk_mean:.10g}   (Var Θ = {mv.ntk_var:.6g})")
+    print(f"E[z O3]      = {mv.dntk_z:.10g}   ((P + 2Q)/n_L, P = {mv.P:.6g}, Q = {mv.Q:.6g})")
+    print(f"E ΔΘ (1 step) = {mv.delta_ntk_step:.10g}   (−η E[z O3], first order in η; "
+          f"relative {mv.relative_step:.3g})")
+    return 0
