@@ -1,0 +1,281 @@
+"""Fold the derived several-input NTK map over depth: E Θ_{αβ}, Cov(Θ_{αβ}, Θ_{γδ}) at order 1/n.
+
+Conventions as in :mod:`perturb.ntk.chain` (REFERENCE §0, §3), for N inputs x_1..x_N (rows of X,
+n_0 = their length).  Layer 1 is exact at any width:
+
+    K^{(1)}_{αβ} = C_b + C_W x_α·x_β/n_0,    H^{(1)}_{αβ} = λ_b + λ_W x_α·x_β/n_0,    all 1/n statistics 0,
+
+and the derived map (:func:`~perturb.ntk.derive_multi.derive_ntk_multi_map`) takes layer ℓ to ℓ+1.
+For one output neuron of layer L+1 (:func:`~perturb.ntk.derive_multi.derive_ntk_output`):
+
+    E Θ_{αβ} = H_{αβ} + H1_{αβ}/n_L,
+    Cov(Θ_{αβ}, Θ_{γδ}) = (A_{(αβ)(γδ)} + B_{αγβδ} + B_{αδβγ})/n_L          (PDLT's index order),
+    E z_α z_β = K_{αβ} + G1_{αβ}/n_L,   Cov(z_α z_β, Θ_{γδ}) = (D_{(αβ)(γδ)} + F_{αγβδ} + F_{βγαδ})/n_L.
+
+With N = 1 these are the one-input statistics of :func:`~perturb.ntk.chain.ntk_statistics`.
+The kernel K^{(ℓ)} must be non-singular at every layer (distinct, non-parallel inputs or C_b > 0):
+the map contains K⁻¹ (Price's theorem in Hermite form and the conditioning lemma).
+
+>>> st = ntk_statistics_multi("relu", [64, 64], [[1.0, 0.0], [0.6, 0.8]], C_W=2.0, C_b=0.0)
+>>> st.mean.shape, st.cov.shape
+((2, 2), (2, 2, 2, 2))
+>>> bool(abs(st.cov[0, 1, 1, 0] - st.cov[1, 0, 0, 1]) < 1e-14)
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ..activations import get_activation
+from ..compile import compile_expr
+from ..errors import PerturbError
+from ..gaussian import expect
+from ..gaussian.atom import GaussianExpectation
+from ..gaussian.dispatch import substitute_activation
+from .chain import _check_order, _check_widths, _per_layer
+from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
+
+__all__ = ["NTKMultiStatistics", "ntk_statistics_multi"]
+
+_ALL = ("K", "H", *STAT_NAMES_MULTI)
+
+
+@dataclass(frozen=True)
+class NTKMultiStatistics:
+    """One output's NTK statistics at N inputs, order 1/n (numpy arrays; object arrays of
+    ``mpmath.mpf`` when evaluated with ``dps``).
+
+    Attributes:
+        widths: hidden widths n_1..n_L.
+        X: the inputs (N × n_0).
+        H, K: the infinite-width NTK and kernel at the output (N × N).
+        mean: E Θ_{αβ} = H + H1/n_L (N × N).
+        cov: Cov(Θ_{αβ}, Θ_{γδ}) (N × N × N × N).
+        mean_z: E z_α z_β = K + G1/n_L.
+        cov_z: Cov(z_α z_β, Θ_{γδ}) (N × N × N × N).
+        layers: per layer ℓ = 1..L+1, the derived state {name: {key: value}} (K, H, G1, H1 by pair
+            (α, β), α ≤ β; V, A, D by pairs of pairs; B, F by canonical 4-tuples in the storage
+            convention of :mod:`perturb.ntk.derive_multi`).
+    """
+
+    widths: tuple
+    X: np.ndarray = field(repr=False)
+    H: np.ndarray
+    K: np.ndarray = field(repr=False)
+    mean: np.ndarray
+    cov: np.ndarray = field(repr=False)
+    mean_z: np.ndarray = field(repr=False)
+    cov_z: np.ndarray = field(repr=False)
+    layers: list = field(repr=False)
+
+    @property
+    def var(self) -> np.ndarray:
+        """Var Θ_{αβ} (N × N): the diagonal cov[α, β, α, β]."""
+        N = self.mean.shape[0]
+        out = np.empty((N, N), dtype=self.cov.dtype)
+        for a, b in itertools.product(range(N), repeat=2):
+            out[a, b] = self.cov[a, b, a, b]
+        return out
+
+    def as_dict(self) -> dict:
+        """``{"mean": N×N, "var": N×N, "cov": N×N×N×N}`` as nested lists (the CLI's JSON keys)."""
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "cov": self.cov.tolist()}
+
+
+# --------------------------------------------------------------------------- compilation
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(activation_name: str, N: int):
+    """The derived map and output formulas with σ substituted, compiled once per (activation, N)."""
+    act = get_activation(activation_name)
+    mm = derive_ntk_multi_map(N)
+    out = derive_ntk_output(N)
+    keys = [(name, k) for name in _ALL for k in mm.exprs[name]]
+    exprs = [substitute_activation(mm.exprs[name][k], act) for name, k in keys]
+    okeys, oexprs = [], []
+    for name in ("mean", "mean_z"):
+        for p, (c0, c1) in out[name].items():
+            okeys += [(name, p, 0), (name, p, 1)]
+            oexprs += [c0, c1]
+    for name in ("cov", "cov_z"):
+        for pq, c in out[name].items():
+            okeys.append((name, pq))
+            oexprs.append(c)
+    oexprs = [substitute_activation(e, act) for e in oexprs]
+    atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs + oexprs]),
+                   key=sp.default_sort_key)
+    leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
+    rep = dict(zip(atoms, leaves, strict=True))
+    args = mm.syms.args() + leaves
+    fn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in exprs]), args)
+    ofn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in oexprs]), args)
+    return mm, keys, fn, okeys, ofn, atoms
+
+
+def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str, dps):
+    """Numbers for the atoms at the numeric kernel (sub-covariances as the atoms marginalise)."""
+    sub = {Ksyms[p]: Kvals[p] for p in Ksyms}
+    vals = []
+    for a in atoms:
+        f, cov = a.args
+        if isinstance(cov, sp.MatrixBase):
+            m = cov.shape[0]
+            num = [[sub[cov[i, j]] for j in range(m)] for i in range(m)]
+            if dps:
+                vals.append(expect(f, num, method="mpmath", dps=dps))
+            else:
+                vals.append(float(expect(f, np.array(num, dtype=float), method=method)))
+        else:
+            v = sub[cov]
+            vals.append(expect(f, v, method="mpmath", dps=dps) if dps else float(expect(f, float(v), method=method)))
+    return vals
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_X(X) -> np.ndarray:
+    if isinstance(X, (str, bytes)):
+        raise PerturbError(f"X must be an N × n0 array of inputs, got {X!r}")
+    try:
+        arr = np.asarray(X, dtype=float)
+    except (TypeError, ValueError):
+        raise PerturbError(f"X must be an N × n0 array of numbers, got {X!r}") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] == 0:
+        raise PerturbError(f"X must be an N × n0 array of inputs (N >= 1, n0 >= 1), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise PerturbError("X must be finite (found NaN or infinity)")
+    if arr.shape[0] > MAX_INPUTS:
+        raise PerturbError(f"at most {MAX_INPUTS} inputs are implemented, got N = {arr.shape[0]}")
+    return arr
+
+
+def _check_kernel(Kvals: dict, N: int, ell: int) -> None:
+    M = np.array([[float(Kvals[(min(i, j), max(i, j))]) for j in range(N)] for i in range(N)])
+    w = np.linalg.eigvalsh(M)
+    if w[0] <= 1e-10 * max(w[-1], 1e-300):
+        raise PerturbError(
+            f"K^({ell}) is singular (eigenvalues {w.tolist()}): the several-input statistics need "
+            "non-parallel inputs or C_b > 0 (for one input use ntk_statistics)")
+
+
+# --------------------------------------------------------------------------- the fold
+
+
+def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0.0, lambda_W=None,
+                         lambda_b=None, order: int = 1, dps: int | None = None,
+                         method: str = "auto") -> NTKMultiStatistics:
+    """Order-1/n NTK statistics of one output at N inputs (rows of X), by folding the derived map.
+
+    Args:
+        activation: activation spec (``"relu"``, ``"tanh"``, ``"gelu"``, ...).
+        widths: hidden widths n_1..n_L.
+        X: the inputs, shape (N, n_0), N = 1..3 (a 1-d array is one input).
+        C_W, C_b, lambda_W, lambda_b: scalars or one per layer 1..L+1; λ defaults to C (NTK
+            parameterisation).
+        order: must be 1.
+        dps: evaluate with mpmath at this many digits (then the arrays hold ``mpmath.mpf``).
+        method: atom evaluation for numpy (``"auto"``, ``"closed"``, ``"quad"``).
+
+    The derivation is cached per N (N = 2: ~10 s the first time in a process; N = 3: minutes),
+    the compiled map per (activation, N).
+    """
+    _check_order(order)
+    ws = _check_widths(widths)
+    Xa = _check_X(X)
+    N, n0 = Xa.shape
+    L1 = len(ws) + 1
+    cw = _per_layer(C_W, L1, "C_W", strict=True)
+    cb = _per_layer(C_b, L1, "C_b")
+    lw = _per_layer(C_W if lambda_W is None else lambda_W, L1, "lambda_W")
+    lb = _per_layer(C_b if lambda_b is None else lambda_b, L1, "lambda_b")
+    for name, seq in (("C_W", cw), ("C_b", cb), ("lambda_W", lw), ("lambda_b", lb)):
+        if any(np.ndim(v) for v in seq):
+            raise PerturbError(f"{name} must be scalars (one per layer) for several inputs")
+    act = get_activation(activation)
+    if act.is_generic:
+        raise PerturbError("ntk_statistics_multi needs a concrete activation (relu, tanh, gelu, ...)")
+    mm, keys, fn, okeys, ofn, atoms = _compiled(act.name, N)
+    y = mm.syms
+    pairs = y.pairs
+    if dps:
+        ctx = mpmath.workdps(dps + 10)
+        num = mpmath.mpf
+    else:
+        ctx = _Null()
+        num = float
+    with ctx:
+        Xn = [[num(v) for v in row] for row in Xa.tolist()]
+        gram = {p: sum(Xn[p[0]][k] * Xn[p[1]][k] for k in range(n0)) / n0 for p in pairs}
+        cw, cb, lw, lb = ([num(v) for v in seq] for seq in (cw, cb, lw, lb))
+        state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
+                 "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+        for name in STAT_NAMES_MULTI:
+            state[name] = {k: num(0) for k in getattr(y, name)}
+        layers = [state]
+        for ell in range(1, len(ws) + 1):      # layer ℓ -> ℓ+1: width n_ℓ, C's of layer ℓ+1
+            _check_kernel(state["K"], N, ell)
+            r = num(ws[ell - 1]) / ws[ell - 2] if ell > 1 else num(1)
+            vals = _atom_values(atoms, y.K, state["K"], method, dps and dps + 5)
+            args = _args(y, state, cw[ell], cb[ell], lw[ell], lb[ell], r) + vals
+            res = fn.mp_function(*args) if dps else fn(*args)
+            new = {name: {} for name in _ALL}
+            for (name, k), v in zip(keys, res, strict=True):
+                new[name][k] = v
+            if not dps:
+                bad = sorted({name for (name, _), v in zip(keys, res) if not np.isfinite(v)})
+                if bad:
+                    raise PerturbError(f"layer {ell + 1}: {', '.join(bad)} not finite (divergent Gaussian "
+                                       "integral, overflow or a singular kernel)")
+            state = new
+            layers.append(state)
+        # output neuron of layer L+1 from the last state (statistics normalised by n_L)
+        vals = _atom_values(atoms, y.K, state["K"], method, dps and dps + 5) if atoms else []
+        args = _args(y, state, cw[-1], cb[-1], lw[-1], lb[-1], num(1)) + vals
+        ores = ofn.mp_function(*args) if dps else ofn(*args)
+        n_L = num(ws[-1])
+        dtype = object if dps else float
+        mean, mean_z = np.empty((N, N), dtype), np.empty((N, N), dtype)
+        cov, cov_z = np.empty((N,) * 4, dtype), np.empty((N,) * 4, dtype)
+        Kout, Hout = np.empty((N, N), dtype), np.empty((N, N), dtype)
+        parts = dict(zip(okeys, ores, strict=True))
+        for a, b in itertools.product(range(N), repeat=2):
+            p = (min(a, b), max(a, b))
+            mean[a, b] = parts[("mean", p, 0)] + parts[("mean", p, 1)] / n_L
+            mean_z[a, b] = parts[("mean_z", p, 0)] + parts[("mean_z", p, 1)] / n_L
+            Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
+            for c, d in itertools.product(range(N), repeat=2):
+                q = (min(c, d), max(c, d))
+                cov[a, b, c, d] = parts[("cov", (p, q))] / n_L
+                cov_z[a, b, c, d] = parts[("cov_z", (p, q))] / n_L
+        if dps:
+            with mpmath.workdps(dps):
+                mean, mean_z, cov, cov_z, Kout, Hout = (
+                    np.vectorize(lambda v: +v, otypes=[object])(x) for x in (mean, mean_z, cov, cov_z, Kout, Hout))
+    return NTKMultiStatistics(ws, Xa, Hout, Kout, mean, cov, mean_z, cov_z, layers)
+
+
+def _args(y, state, cw, cb, lw, lb, r) -> list:
+    out = [*(state["K"][p] for p in y.K), *(state["H"][p] for p in y.H), cw, cb, lw, lb, r]
+    for name in STAT_NAMES_MULTI:
+        out += [state[name][k] for k in getattr(y, name)]
+    return out
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
