@@ -313,10 +313,10 @@ class _Engine:
             np.clip(rho, -1.0, 1.0, out=rho)
             rho[r, r] = np.where(zero[i0:i1], 0.0, 1.0)
             dd = np.arccos(rho)
-            s = np.multiply(rho, rho)
-            s *= -c * c
-            s += c * c
-            np.sqrt(s, out=s)                           # (p+q)/(2π) √(1-ρ²)
+            s = np.subtract(1.0, rho)                   # exact for ρ >= 1/2 (Sterbenz)
+            s *= 1.0 + rho                              # 1-ρ² without cancellation near |ρ| = 1
+            np.sqrt(s, out=s)
+            s *= c                                      # (p+q)/(2π) √(1-ρ²)
             dd *= -c
             dd += p / 2                                 # <σ'σ'>
             if any_zero:

@@ -45,43 +45,20 @@ The largest error measured in 3. is reported.  Diagonal entries are the 1-D expe
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
-import scipy.special as sc
 import sympy as sp
 
 from ..activations import Z
 from .blocks import mirror_upper, run_blocks
 from .interp import expect_interpolated
-from .quadrature import _compiled, expect_numeric, kinks_in
+from .quadrature import MAX_HERMITE, _compiled, expect_numeric, hermite_table, kinks_in
 
-__all__ = ["gram_expectations", "hermite_table", "MAX_ORDER"]
+__all__ = ["gram_expectations", "MAX_ORDER"]
 
 #: highest Hermite order of Mehler's series
-MAX_ORDER = 1024
-_HALF_WIDTH = 13.0        # Gaussian weight beyond: < 1e-36; Hermite functions ~ e^{-x²/4}
-_PANEL = 0.25
-_NODES = 16
-
-
-@functools.cache
-def hermite_table(order: int = MAX_ORDER):
-    """Quadrature nodes x (Q,) and the matrix H (Q, order+1) with Σ_q f(x_q) H[q, k] ≈ E[f(x) h_k(x)]."""
-    t, w = sc.roots_legendre(_NODES)
-    edges = np.arange(-_HALF_WIDTH, _HALF_WIDTH + _PANEL / 2, _PANEL)
-    half = _PANEL / 2
-    x = ((edges[:-1] + edges[1:]) / 2)[:, None] + half * t
-    wx = (half * w * np.exp(-x**2 / 2) / math.sqrt(2 * math.pi)).ravel()
-    x = x.ravel()
-    H = np.empty((x.size, order + 1))
-    h_prev, h = np.zeros_like(x), np.ones_like(x)
-    for k in range(order + 1):
-        H[:, k] = h
-        h_prev, h = h, (x * h - math.sqrt(k) * h_prev) / math.sqrt(k + 1)
-    H *= wx[:, None]
-    return x, H
+MAX_ORDER = MAX_HERMITE
 
 
 def _hermite_coefficients(fn, variances):
@@ -309,7 +286,7 @@ def _finish(outs, diag, exprs, a, R, series, N, block, threads):
         W = np.einsum("np,gpqm->nmqg", Ts, C).reshape(N, M, P * G)
 
         Wt = np.ascontiguousarray(W.transpose(0, 2, 1))                   # (N, P·G, M)
-        TsT = np.ascontiguousarray(Ts.T)[:, None, :]                      # (P, 1, N)
+        TsT = np.ascontiguousarray(Ts.T)                                  # (P, N)
 
         def rows(i0):
             i1 = min(N, i0 + block)
@@ -331,9 +308,7 @@ def _finish(outs, diag, exprs, a, R, series, N, block, threads):
                 if P == 1:
                     outs[g][i0:i1, i0:] = V[:, 0, g]
                 else:
-                    Vg = V[:, :, g]                                        # (B, P, Nc)
-                    Vg *= TsT[:, :, i0:].transpose(1, 0, 2)
-                    Vg.sum(axis=1, out=outs[g][i0:i1, i0:])
+                    np.einsum("bqn,qn->bn", V[:, :, g], TsT[:, i0:], out=outs[g][i0:i1, i0:])
 
         run_blocks(rows, range(0, N, block), threads)
     for g, out in enumerate(outs):
