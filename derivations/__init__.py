@@ -50,6 +50,7 @@ _ENTRIES = [
 try:  # the NTK-variance derivation needs perturb.ntk (issue 7); registered only when present
     importlib.import_module("perturb.ntk")
     _ENTRIES.append(DerivationInfo("ntk_variance", "derivations.ntk_variance", "relu"))
+    _ENTRIES.append(DerivationInfo("dntk", "derivations.dntk", "generic", aliases=("ntk_move",)))
 except ImportError:
     pass
 
