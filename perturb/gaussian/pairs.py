@@ -61,9 +61,10 @@ __all__ = ["gram_expectations", "MAX_ORDER"]
 MAX_ORDER = MAX_HERMITE
 
 
-def _hermite_coefficients(fn, variances):
-    """c_k(a) for k = 0..MAX_ORDER, shape (len(a), MAX_ORDER+1); None if g overflows."""
+def _hermite_coefficients(fn, variances, order: int = MAX_ORDER + 1):
+    """c_k(a) for k < order, shape (len(a), order); None if g overflows."""
     x, H = hermite_table()
+    H = H[:, :order]
     with np.errstate(all="ignore"):
         G = np.asarray(fn(np.sqrt(np.asarray(variances))[:, None] * x), dtype=float)
     G = np.broadcast_to(G, (len(variances), x.size))
@@ -138,25 +139,29 @@ def _order(c, eg2, tol):
 
 
 def _fit(fns, exprs, la, lb, ra, rb, tol, n_a, n_r):
-    """The checked tensor series at degrees (n_a, n_r), doubled until the tails are below tol;
-    None when Mehler's series does not converge or the degrees run away."""
+    """The checked tensor series at degrees (n_a, n_r), doubled until the tails are below tol,
+    and the Hermite order used; None when Mehler's series does not converge (Parseval, at the
+    grid variances and both ends of the range) or the degrees run away."""
+    Cs, order, have = None, 1, None
     while True:
         if la == lb:
-            s_nodes, A = np.zeros(1), np.array([math.exp(la)])
-            n_a = 1
+            A, n_a = np.array([math.exp(la)]), 1
         else:
-            s_nodes = _cheb_nodes(n_a)
-            A = np.exp((la + lb) / 2 + (lb - la) / 2 * s_nodes)
-        Cs = []
-        for fn, g in zip(fns, exprs):
-            c = _hermite_coefficients(fn, A)
-            if c is None:
-                return None
-            eg2 = np.asarray(expect_numeric(g**2, A), dtype=float)
-            tail = eg2 - np.einsum("pk,pk->p", c, c)
-            if np.any(np.abs(tail) > 0.1 * tol * eg2):          # Parseval: series converged
-                return None
-            Cs.append(c[:, :max(1, _order(c, eg2, tol))])
+            A = np.exp((la + lb) / 2 + (lb - la) / 2 * _cheb_nodes(n_a))
+        if have != n_a:
+            Cs, have = [], n_a
+            ends = np.concatenate([A, [math.exp(la), math.exp(lb)]])
+            for fn, g in zip(fns, exprs):
+                c = _hermite_coefficients(fn, ends)
+                if c is None:
+                    return None
+                eg2 = np.asarray(expect_numeric(g**2, ends), dtype=float)
+                tail = eg2 - np.einsum("pk,pk->p", c, c)
+                if np.any(np.abs(tail) > 0.1 * tol * eg2):          # Parseval: series converged
+                    return None
+                order = max(order, _order(c, eg2, tol))
+                Cs.append(c[:A.size])
+            Cs = [c[:, :order] for c in Cs]
         r_nodes = (ra + rb) / 2 + (rb - ra) / 2 * _cheb_nodes(n_r)
         vals = _grid_values(Cs, r_nodes)                          # (G, P, P, R)
         coef = np.tensordot(vals, _cheb_matrix(n_r), axes=([3], [1]))      # (G, P, P, M)
@@ -169,8 +174,8 @@ def _fit(fns, exprs, la, lb, ra, rb, tol, n_a, n_r):
         ok_r = n_r <= 3 or rel[..., -3:].max() <= tol / 4
         ok_a = n_a <= 3 or max(rel[:, -3:].max(), rel[:, :, -3:].max()) <= tol / 4
         if ok_r and ok_a:
-            return _chop(coef, rel, tol)
-        if (not ok_r and n_r >= 512) or (not ok_a and n_a >= 64):
+            return _chop(coef, rel, tol), order
+        if (not ok_r and n_r >= 256) or (not ok_a and n_a >= 32):      # grid memory < 70 MB
             return None
         n_r = n_r if ok_r else 2 * n_r
         n_a = n_a if ok_a else 2 * n_a
@@ -229,11 +234,11 @@ def gram_expectations(exprs, K, *, tol: float = 1e-12, block: int = 16, threads:
     if rb - ra < 1e-6:                                      # keep the map well conditioned
         mid = (ra + rb) / 2
         ra, rb = max(-1.0, mid - 5e-7), min(1.0, mid + 5e-7)
-    coef = _fit(fns, exprs, la, lb, ra, rb, tol, 8, 32)
-    if coef is None:
+    fit = _fit(fns, exprs, la, lb, ra, rb, tol, 8, 32)
+    if fit is None:
         return None
-    series = _Series(coef, la, lb, ra, rb)
-    err = _check(series, fns, exprs, a, R, tol, sample)
+    series = _Series(fit[0], la, lb, ra, rb)
+    err = _check(series, fns, exprs, a, R, tol, sample, fit[1])
     if err is None:
         return None
     return _finish(outs, diag, exprs, a, R, series, N, block, threads), err
@@ -247,7 +252,7 @@ def _one_point(f, a):
     return np.asarray(expect_numeric(f, a), dtype=float)
 
 
-def _check(series, fns, exprs, a, R, tol, sample):
+def _check(series, fns, exprs, a, R, tol, sample, order):
     """Largest error of the series against Mehler's sums at sampled off-diagonal entries of
     positive variance — the largest and smallest ρ, the extreme variances, and random ones —
     relative to √(E g_α² E g_β²); None if above tol."""
@@ -265,10 +270,10 @@ def _check(series, fns, exprs, a, R, tol, sample):
     i, j = ij[:, 0], ij[:, 1]
     rr = R[i, j]
     approx = series(a[i], a[j], rr)
-    powers = rr[:, None] ** np.arange(MAX_ORDER + 1)
+    powers = rr[:, None] ** np.arange(order)          # Mehler's series, converged by `order`
     worst = 0.0
     for gi, (fn, g) in enumerate(zip(fns, exprs)):
-        c = _hermite_coefficients(fn, np.concatenate([a[i], a[j]]))
+        c = _hermite_coefficients(fn, np.concatenate([a[i], a[j]]), order)
         exact = np.einsum("nk,nk,nk->n", c[:i.size], c[i.size:], powers)
         eg2 = np.asarray(expect_numeric(g**2, np.concatenate([a[i], a[j]])), dtype=float)
         scale = np.sqrt(eg2[:i.size] * eg2[i.size:]) + 1e-300
