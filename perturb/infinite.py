@@ -356,18 +356,22 @@ class _ConstPair:
             return mpmath.mpf(self.value) ** 2
 
 
-def _closed_gram(cf, K, a, expr):
-    """A closed form on the upper triangle, mirrored; zero-variance rows handled exactly."""
+def _closed_gram(cf, K, a, expr, block: int = 64):
+    """A closed form on the upper triangle in row blocks (the variances broadcast, no index
+    arrays), mirrored; zero-variance rows handled exactly."""
     N = K.shape[0]
-    i, j = _triu(N)
-    lim = np.sqrt(a[i] * a[j])
-    c = np.clip(K[i, j], -lim, lim)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.asarray(cf(a[i], a[j], c), dtype=float)
-    v = np.broadcast_to(v, c.shape)
     out = np.empty((N, N))
-    out[i, j] = v
-    out[j, i] = v
+    n = np.sqrt(a)
+
+    def rows(i0):
+        i1 = min(N, i0 + block)
+        lim = np.multiply.outer(n[i0:i1], n[i0:])
+        c = np.clip(K[i0:i1, i0:], -lim, lim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[i0:i1, i0:] = cf(a[i0:i1, None], a[None, i0:], c)
+
+    run_blocks(rows, range(0, N, block))
+    mirror_upper(out)
     zero = a == 0
     if np.any(zero):
         _fix_zero_variance(out, expr, a, zero)
@@ -529,14 +533,23 @@ def first_layer(net: Network, X, *, dps: int | None = None):
             K = np.vectorize(lambda g: cb + cw * g, otypes=[object])(G)
             T = np.vectorize(lambda g: lb + lw * g, otypes=[object])(G)
         return K, T
-    G = X @ X.T
-    mirror_upper(G)                                     # exactly symmetric
-    G /= n0
-    K = np.multiply(G, net.C_W[0])
-    K += net.C_b[0]
-    G *= net.lambda_W[0]
-    G += net.lambda_b[0]
-    return K, G
+    N = X.shape[0]
+    K, T = np.empty((N, N)), np.empty((N, N))
+    cw, cb, lw, lb = net.C_W[0], net.C_b[0], net.lambda_W[0], net.lambda_b[0]
+
+    def rows(i0, block=128):                            # upper triangle, row blocks
+        i1 = min(N, i0 + block)
+        g = X[i0:i1] @ X[i0:].T
+        g /= n0
+        np.multiply(g, cw, out=K[i0:i1, i0:])
+        K[i0:i1, i0:] += cb
+        np.multiply(g, lw, out=T[i0:i1, i0:])
+        T[i0:i1, i0:] += lb
+
+    run_blocks(rows, range(0, N, 128))
+    mirror_upper(K)                                     # exactly symmetric
+    mirror_upper(T)
+    return K, T
 
 
 def propagate(net: Network, K1, Theta1=None, *, dps: int | None = None) -> Kernels:

@@ -85,7 +85,9 @@ def test_interpolant_random_gram(seed, N, cw, cb):
     X = _inputs(seed, N, n0=3)
     K = cb + cw * X @ X.T / 3
     res = gram_expectations([g, 1 - g**2], K)
-    assert res is not None
+    if res is None:                          # refused only where Mehler's series is too long
+        assert np.max(np.diag(K)) > 8
+        return
     pairs = [(i, j) for i in range(N) for j in range(i, N)]
     for h, F in zip((g, 1 - g**2), res[0]):
         ref = _pair_quadrature(h, K, pairs)

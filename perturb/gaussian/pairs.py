@@ -16,9 +16,10 @@ off-diagonal correlations actually present) onto ``[-1, 1]``.  When all inputs h
 
 The values on the Chebyshev grid come from **Mehler's formula**
 ``F = Σ_k c_k(a) c_k(b) ρ^k`` with the Hermite coefficients ``c_k(a) = E[g(√a x) h_k(x)]``
-(``h_k = He_k/√k!``) computed to order 1024 by composite Gauss–Legendre quadrature (panels of
-width 1/4 on [-13, 13], 16 nodes each: the Hermite functions and g's poles are resolved), so
-the series is summed far enough to converge uniformly on ``|ρ| <= 1``.
+(``h_k = He_k/√k!``) computed to order 1024 (2048 when needed: larger variances) by composite
+Gauss–Legendre quadrature (:func:`~perturb.gaussian.quadrature.hermite_table`: the Hermite
+functions and g's poles are resolved), so the series is summed far enough to converge
+uniformly on ``|ρ| <= 1``.
 
 Every approximation is measured, not assumed, and any failure returns ``None`` (the caller
 then integrates directly):
@@ -57,13 +58,16 @@ from .quadrature import MAX_HERMITE, _compiled, expect_numeric, hermite_table, k
 
 __all__ = ["gram_expectations", "MAX_ORDER"]
 
-#: highest Hermite order of Mehler's series
-MAX_ORDER = MAX_HERMITE
+#: Hermite orders tried for Mehler's series (the second table, for larger variances, is built
+#: only when the first does not converge: 3.3k nodes × 2049 orders, 55 MB)
+ORDERS = (MAX_HERMITE, 2 * MAX_HERMITE)
+MAX_ORDER = ORDERS[-1]
 
 
-def _hermite_coefficients(fn, variances, order: int = MAX_ORDER + 1):
-    """c_k(a) for k < order, shape (len(a), order); None if g overflows."""
-    x, H = hermite_table()
+def _hermite_coefficients(fn, variances, order: int, table: int = MAX_HERMITE):
+    """c_k(a) for k < order from the Hermite table of order ``table``, shape (len(a), order);
+    None if g overflows."""
+    x, H = hermite_table(table)
     H = H[:, :order]
     with np.errstate(all="ignore"):
         G = np.asarray(fn(np.sqrt(np.asarray(variances))[:, None] * x), dtype=float)
@@ -138,30 +142,44 @@ def _order(c, eg2, tol):
     return int(np.argmax(small)) if small.any() else c.shape[1]
 
 
+def _mehler_coefficients(fns, exprs, A, tol):
+    """Hermite coefficients at the variances A for each g, truncated where every tail is
+    negligible, with the order and the table used: the first table of ``ORDERS`` whose series
+    passes Parseval's check ``|E g² - Σ_k c_k²| <= tol/10 · E g²`` everywhere; None if none does
+    (or g overflows)."""
+    eg2s = [np.asarray(expect_numeric(g**2, A), dtype=float) for g in exprs]
+    for table in ORDERS:
+        Cs, order = [], 1
+        for fn, eg2 in zip(fns, eg2s):
+            c = _hermite_coefficients(fn, A, table + 1, table)
+            if c is None:
+                return None
+            if np.any(np.abs(eg2 - np.einsum("pk,pk->p", c, c)) > 0.1 * tol * eg2):
+                break
+            order = max(order, _order(c, eg2, tol))
+            Cs.append(c)
+        else:
+            return [c[:, :order] for c in Cs], order, table
+    return None
+
+
 def _fit(fns, exprs, la, lb, ra, rb, tol, n_a, n_r):
     """The checked tensor series at degrees (n_a, n_r), doubled until the tails are below tol,
     and the Hermite order used; None when Mehler's series does not converge (Parseval, at the
     grid variances and both ends of the range) or the degrees run away."""
-    Cs, order, have = None, 1, None
+    Cs, have = None, None
     while True:
         if la == lb:
             A, n_a = np.array([math.exp(la)]), 1
         else:
             A = np.exp((la + lb) / 2 + (lb - la) / 2 * _cheb_nodes(n_a))
         if have != n_a:
-            Cs, have = [], n_a
-            ends = np.concatenate([A, [math.exp(la), math.exp(lb)]])
-            for fn, g in zip(fns, exprs):
-                c = _hermite_coefficients(fn, ends)
-                if c is None:
-                    return None
-                eg2 = np.asarray(expect_numeric(g**2, ends), dtype=float)
-                tail = eg2 - np.einsum("pk,pk->p", c, c)
-                if np.any(np.abs(tail) > 0.1 * tol * eg2):          # Parseval: series converged
-                    return None
-                order = max(order, _order(c, eg2, tol))
-                Cs.append(c[:A.size])
-            Cs = [c[:, :order] for c in Cs]
+            have = n_a
+            mehler = _mehler_coefficients(fns, exprs, np.concatenate([A, [math.exp(la), math.exp(lb)]]), tol)
+            if mehler is None:
+                return None
+            Cs, order, table = mehler
+            Cs = [c[:A.size] for c in Cs]
         r_nodes = (ra + rb) / 2 + (rb - ra) / 2 * _cheb_nodes(n_r)
         vals = _grid_values(Cs, r_nodes)                          # (G, P, P, R)
         coef = np.tensordot(vals, _cheb_matrix(n_r), axes=([3], [1]))      # (G, P, P, M)
@@ -174,7 +192,7 @@ def _fit(fns, exprs, la, lb, ra, rb, tol, n_a, n_r):
         ok_r = n_r <= 3 or rel[..., -3:].max() <= tol / 4
         ok_a = n_a <= 3 or max(rel[:, -3:].max(), rel[:, :, -3:].max()) <= tol / 4
         if ok_r and ok_a:
-            return _chop(coef, rel, tol), order
+            return _chop(coef, rel, tol), order, table
         if (not ok_r and n_r >= 256) or (not ok_a and n_a >= 32):      # grid memory < 70 MB
             return None
         n_r = n_r if ok_r else 2 * n_r
@@ -206,7 +224,7 @@ def gram_expectations(exprs, K, *, tol: float = 1e-12, block: int = 16, threads:
 
     Returns:
         ``(tuple of (N, N) arrays, measured error)``, or ``None`` when the interpolant cannot be
-        certified to ``tol`` (kinks, overflow, Mehler's series not converged by order 1024, runaway
+        certified to ``tol`` (kinks, overflow, Mehler's series not converged by order 2048, runaway
         degrees, or a failed end-to-end check).
     """
     exprs = [sp.sympify(g) for g in exprs]
@@ -238,7 +256,7 @@ def gram_expectations(exprs, K, *, tol: float = 1e-12, block: int = 16, threads:
     if fit is None:
         return None
     series = _Series(fit[0], la, lb, ra, rb)
-    err = _check(series, fns, exprs, a, R, tol, sample, fit[1])
+    err = _check(series, fns, exprs, a, R, tol, sample, fit[1], fit[2])
     if err is None:
         return None
     return _finish(outs, diag, exprs, a, R, series, N, block, threads), err
@@ -252,7 +270,7 @@ def _one_point(f, a):
     return np.asarray(expect_numeric(f, a), dtype=float)
 
 
-def _check(series, fns, exprs, a, R, tol, sample, order):
+def _check(series, fns, exprs, a, R, tol, sample, order, table):
     """Largest error of the series against Mehler's sums at sampled off-diagonal entries of
     positive variance — the largest and smallest ρ, the extreme variances, and random ones —
     relative to √(E g_α² E g_β²); None if above tol."""
@@ -273,7 +291,7 @@ def _check(series, fns, exprs, a, R, tol, sample, order):
     powers = rr[:, None] ** np.arange(order)          # Mehler's series, converged by `order`
     worst = 0.0
     for gi, (fn, g) in enumerate(zip(fns, exprs)):
-        c = _hermite_coefficients(fn, np.concatenate([a[i], a[j]]), order)
+        c = _hermite_coefficients(fn, np.concatenate([a[i], a[j]]), order, table)
         exact = np.einsum("nk,nk,nk->n", c[:i.size], c[i.size:], powers)
         eg2 = np.asarray(expect_numeric(g**2, np.concatenate([a[i], a[j]])), dtype=float)
         scale = np.sqrt(eg2[:i.size] * eg2[i.size:]) + 1e-300

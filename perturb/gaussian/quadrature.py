@@ -265,13 +265,15 @@ def _hermite_rows(x: np.ndarray, order: int) -> np.ndarray:
 def hermite_table(order: int = MAX_HERMITE) -> tuple[np.ndarray, np.ndarray]:
     """Nodes x (Q,) and matrix H (Q, order+1) with Σ_q f(x_q) H[q, k] = E[f(x) h_k(x)] for smooth f.
 
-    Composite Gauss–Legendre, panels of width 1/4 on [-13, 13] with 16 nodes each: resolves
-    the Hermite functions up to order ~1000 (wavelength ≥ 0.14) and poles of f down to ~0.3
-    from the real axis (e.g. tanh(√a x) for a up to ~25), to ~1e-16 absolute.
+    Composite Gauss–Legendre, panels of width 1/4 (order <= 1024; narrower in proportion above)
+    on [-13, 13] with 16 nodes each: resolves the Hermite functions up to ``order`` (wavelength
+    ≥ 0.14 at 1024) and poles of f down to ~0.3 from the real axis (e.g. tanh(√a x) for a up to
+    ~25), to ~1e-16 absolute.
     """
     t, w = _legendre(_PANEL_NODES)
-    edges = np.arange(-_HW, _HW + _PANEL / 2, _PANEL)
-    half = _PANEL / 2
+    panel = min(_PANEL, _PANEL * MAX_HERMITE / order)
+    edges = np.arange(-_HW, _HW + panel / 2, panel)
+    half = panel / 2
     x = ((edges[:-1] + edges[1:]) / 2)[:, None] + half * t
     wx = (half * w * np.exp(-x**2 / 2) / math.sqrt(2 * math.pi)).ravel()
     x = x.ravel()
