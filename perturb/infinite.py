@@ -10,12 +10,16 @@ and a network is a fold of layer maps over the first-layer kernels
 
 Two-point expectations are evaluated, per activation, by the best available fidelity:
 
-* ReLU family (relu, leaky ReLU, abs, linear and their combinations): arc-cosine kernels,
-  hand-vectorised on the packed upper triangle (one ``arccos`` per entry serves both σσ and σ'σ');
-* other closed forms of the registry (erf, sin, cos, ...): the compiled closed form, entries
-  clipped to ``|c| <= sqrt(ab)``;
-* anything else (tanh, sigmoid, softplus, SiLU, GELU, user expressions): Mehler's series
-  (:func:`perturb.gaussian.pair_gram`) with direct quadrature where its tail bound is not small;
+* ReLU family (relu, leaky ReLU, abs, linear and their combinations): arc-cosine kernels in a
+  fused layer map on upper-triangle row blocks (one ``arccos`` per pair serves both σσ and
+  σ'σ'), on a few threads (:mod:`perturb.gaussian.blocks`);
+* other closed forms of the registry (erf, sin, cos, ...): the compiled closed form on row
+  blocks, entries clipped to ``|c| <= sqrt(ab)``;
+* anything else (tanh, sigmoid, softplus, SiLU, user expressions): a tensor Chebyshev
+  interpolant of Mehler's series in ``(log K_αα, log K_ββ, ρ)`` whose error is measured
+  (:func:`perturb.gaussian.pairs.gram_expectations`); where it cannot be certified to 1e-12
+  (kinks, variances beyond ~10) Mehler's series (:func:`perturb.gaussian.pair_gram`) with direct
+  quadrature where its tail bound is not small;
 * ``dps=D``: every entry at ``D`` digits with mpmath (closed forms evaluated in mpmath, otherwise
   :func:`perturb.gaussian.expect_mpmath`), never touching global precision.
 
