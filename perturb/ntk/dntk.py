@@ -72,7 +72,7 @@ from ..errors import PerturbError
 from ..gaussian import closed_form, expect
 from ..gaussian.atom import E, GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
-from .chain import NTKStatistics, ntk_statistics, ntk_statistics_exact
+from .chain import NTKStatistics, _per_layer, ntk_statistics, ntk_statistics_exact
 
 __all__ = ["DNTKLayerMap", "DNTKStatistics", "derive_dntk_layer_map", "dntk_neuron_terms",
            "dntk_statistics", "dntk_statistics_exact", "sift_delta"]
@@ -362,8 +362,8 @@ def dntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, l
     ntk = ntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W,
                          lambda_b=lambda_b, dps=dps)
     L1 = len(ntk.widths) + 1
-    cw = list(C_W) if isinstance(C_W, (list, tuple)) else [C_W] * L1
-    lw = cw if lambda_W is None else (list(lambda_W) if isinstance(lambda_W, (list, tuple)) else [lambda_W] * L1)
+    cw = _per_layer(C_W, L1, "C_W", strict=True)
+    lw = cw if lambda_W is None else _per_layer(lambda_W, L1, "lambda_W")
     act = get_activation(activation)
     rec, evaluators, fns = _compiled(act.name)
     ws = ntk.widths
@@ -401,9 +401,8 @@ def dntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lamb
     ntk = ntk_statistics_exact(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W,
                                lambda_b=lambda_b)
     L1 = len(ntk.widths) + 1
-    conv = lambda v: [sp.nsimplify(u) for u in (v if isinstance(v, (list, tuple)) else [v] * L1)]  # noqa: E731
-    cw = conv(C_W)
-    lw = cw if lambda_W is None else conv(lambda_W)
+    cw = [sp.nsimplify(v) for v in _per_layer(C_W, L1, "C_W")]
+    lw = cw if lambda_W is None else [sp.nsimplify(v) for v in _per_layer(lambda_W, L1, "lambda_W")]
     _, rec, exprs, atoms = _activation_exprs(activation)
     Ks = rec.syms["K"]
     closed = {}
