@@ -311,7 +311,24 @@ def _real(v):
     return v
 
 
-def _lattice_sum(geom, fns, joint, P):
+def _gauss_weights(h, n: int, P: int) -> list[int]:
+    """h φ(k h) for k = -n..n as fixed-point integers (P fractional bits).
+
+    exp(-(k h)²/2) by the recurrence e_(k+1) = e_k r_k, r_(k+1) = r_k q² (q = exp(-h²/2)): two
+    multiplications per node instead of an exponential; the rounding error grows like k ulp,
+    within the guard digits.
+    """
+    q = mpmath.exp(-h * h / 2)
+    q2, e, r = q * q, h / mpmath.sqrt(2 * mpmath.pi), q
+    half = [_fix(e, P)]
+    for _ in range(n):
+        e *= r
+        r *= q2
+        half.append(_fix(e, P))
+    return half[:0:-1] + half
+
+
+def _lattice_sum(geom, fns, joint, P, with_abs=True):
     """One lattice rule: (∫, ∫|f|, |f| mass in the outer shell) as mpf, or raise _NotSmooth.
 
     ``geom``: the lattice (see :func:`_geometry`); ``fns``: [(c, g, h)] mpmath callables of one
@@ -319,22 +336,26 @@ def _lattice_sum(geom, fns, joint, P):
     Rows are summed as Python integers (fixed point with P fractional bits): exact, and ~5x
     faster than mpf arithmetic.
     """
-    ra, alpha, s, T, hx, hy, mode, delta, p, q, sg = geom
-    inv = 1 / mpmath.sqrt(2 * mpmath.pi)
+    ra, alpha, s, T, hx, hy, mode, delta, p, q, sg, n_gh = geom
     Kx = int(T / hx)
-    Jmax = int(T / hy) if s != 0 else 0
-    wy = [_fix(hy * inv * mpmath.exp(-(j * hy) ** 2 / 2), P) for j in range(-Jmax, Jmax + 1)] \
-        if s != 0 else [1 << P]
     inner = T - 1
+    if mode == "hermite":                     # Gauss–Hermite in y (h varies slowly in y)
+        ys, wys = _hermite_rule(n_gh, mpmath.mp.dps)
+        wy, Jmax = [_fix(w, P) for w in wys], 0
+    else:
+        Jmax = int(T / hy) if s != 0 else 0
+        wy = _gauss_weights(hy, Jmax, P) if s != 0 else [1 << P]
     rows = []
     for k in range(-Kx, Kx + 1):
         x = k * hx
-        r2 = T * T - float(x) ** 2
-        J = min(Jmax, int(math.sqrt(r2) / float(hy))) if s != 0 else 0
-        ri2 = inner * inner - float(x) ** 2
-        Ji = -1 if ri2 < 0 else (min(J, int(math.sqrt(ri2) / float(hy))) if s != 0 else 0)
+        r2, ri2 = T * T - float(x) ** 2, inner * inner - float(x) ** 2
+        if mode == "hermite":
+            J, Ji = 0, 0 if ri2 >= 0 else -1
+        else:
+            J = min(Jmax, int(math.sqrt(r2) / float(hy))) if s != 0 else 0
+            Ji = -1 if ri2 < 0 else (min(J, int(math.sqrt(ri2) / float(hy))) if s != 0 else 0)
         rows.append((k, x, J, Ji))
-    # values on the v-grid (aligned mode) or per point (direct mode)
+    # values on the v-grid (aligned mode) or per point (direct, hermite)
     hvals = []
     if mode == "aligned" and joint is None:
         m_hi = max(p * abs(k) + q * J for k, _, J, _ in rows)
@@ -343,32 +364,38 @@ def _lattice_sum(geom, fns, joint, P):
             vals = [_fix(_real(h(v)), P) for v in vs] if h is not None else [1 << P] * len(vs)
             hvals.append((vals, [abs(v) for v in vals]))
     total = tot_abs = shell = 0
+    wx = _gauss_weights(hx, Kx, P)
     for k, x, J, Ji in rows:
-        w = _fix(hx * inv * mpmath.exp(-x * x / 2), P)
+        w = wx[k + Kx]
         u = ra * x
-        wrow = wy[Jmax - J: Jmax + J + 1]
+        if mode == "hermite":
+            wrow, yrow, inside = wy, ys, (0, len(wy)) if Ji >= 0 else (0, 0)
+        else:
+            wrow, inside = wy[Jmax - J: Jmax + J + 1], (J - Ji, J + Ji + 1) if Ji >= 0 else (0, 0)
+            yrow = [j * hy for j in range(-J, J + 1)] if mode != "aligned" or joint is not None else ()
         for t, (c, g, h) in enumerate(fns if joint is None else [(1, None, None)]):
             if joint is not None:
-                row = [_fix(_real(joint(u, alpha * x + s * j * hy)), P) for j in range(-J, J + 1)]
+                row = [_fix(_real(joint(u, alpha * x + s * y)), P) for y in yrow]
                 arow = [abs(v) for v in row]
             elif mode == "aligned":
                 start = sg * p * k - q * J + len(hvals[t][0]) // 2
                 row = hvals[t][0][start: start + 2 * q * J + 1: max(q, 1)]
                 arow = hvals[t][1][start: start + 2 * q * J + 1: max(q, 1)]
             else:
-                row = [_fix(_real(h(alpha * x + s * j * hy)), P) if h is not None else 1 << P
-                       for j in range(-J, J + 1)]
+                row = [_fix(_real(h(alpha * x + s * y)), P) for y in yrow] if h is not None \
+                    else [1 << P] * len(yrow)
                 arow = [abs(v) for v in row]
             gk = (w * _fix(_real(g(u)), P) >> P) if g is not None else w
             cf = _fix(_real(c), P) if joint is None else 1 << P
             gk = gk * cf >> P
             total += gk * sum(map(int.__mul__, wrow, row))
+            if not with_abs:
+                continue
             sa = sum(map(int.__mul__, wrow, arow))
             tot_abs += abs(gk) * sa
-            if Ji < J:     # |f| mass of the points with radius in (T - 1, T]
-                lo, hi = J - Ji, J + Ji + 1
-                sa_in = sum(map(int.__mul__, wrow[lo:hi], arow[lo:hi])) if Ji >= 0 else 0
-                shell += abs(gk) * (sa - sa_in)
+            lo, hi = inside
+            if hi - lo < len(wrow):     # |f| mass of the points with radius in (T - 1, T]
+                shell += abs(gk) * (sa - sum(map(int.__mul__, wrow[lo:hi], arow[lo:hi])))
     scale = -3 * P
     return tuple(mpmath.ldexp(mpmath.mpf(v), scale) for v in (total, tot_abs, shell))
 
@@ -379,11 +406,10 @@ def _mehler_sum(fns, a, b, rho, T, hx, n_terms, P, tail_tol):
     Returns (value, sqrt(<g²><h²>) summed over terms): E[g(u)h(v)] = Σ_n ρ^n G_n H_n / n! with
     G_n = E[g(√a x) He_n(x)], and the tail beyond n is at most |ρ|^(n+1) √(<g²><h²>).
     """
-    inv = 1 / mpmath.sqrt(2 * mpmath.pi)
     K = int(T / hx)
     xs = [k * hx for k in range(-K, K + 1)]
     X = [_fix(x, P) for x in xs]
-    W = [_fix(hx * inv * mpmath.exp(-x * x / 2), P) for x in xs]
+    W = _gauss_weights(hx, K, P)
     one = 1 << P
 
     def moments(fn, var):
@@ -422,42 +448,75 @@ def _mehler_sum(fns, a, b, rho, T, hx, n_terms, P, tail_tol):
     return total, scale
 
 
-def _geometry(a, b, c, eta, T):
+@functools.lru_cache(maxsize=64)
+def _hermite_rule(n: int, dps: int) -> tuple[tuple, tuple]:
+    """n-point Gauss–Hermite nodes and weights for the standard normal, at ``dps`` digits."""
+    with mpmath.workdps(dps + 10):
+        X, W = mpmath.mp.gauss_quadrature(n, "hermite")
+        r2, rpi = mpmath.sqrt(2), mpmath.sqrt(mpmath.pi)
+        ys, ws = [r2 * x for x in X], [w / rpi for w in W]
+    with mpmath.workdps(dps):
+        return tuple(+y for y in ys), tuple(+w for w in ws)
+
+
+def _hermite_nodes(s: float, digits: int) -> int:
+    """Nodes for E_y[h(t + s y)] to ``digits`` when h's singularities lie ≳ 1 from the axis.
+
+    The n-point rule is exact for polynomials of degree 2n - 1; the Taylor term of degree 2n
+    of E_y[h(t + s y)] is ~ s^(2n) (2n - 1)!! for such h.
+    """
+    log_term, n = 0.0, 0
+    while n < 200:
+        n += 1
+        log_term += 2 * math.log10(s) + math.log10(2 * n - 1)
+        if log_term < -digits:
+            return n
+    return n
+
+
+def _geometry(a, b, c, eta, hG, T, level=0, digits=30, joint=False):
     """Lattice of the rule with step ``eta`` (in x, y and in the native units of g(u), h(v)).
 
     Cholesky coordinates u = √a x, v = αx + s y (x, y independent standard normal) on the
     lattice x = k·hx, y = j·hy.  "aligned": hx = pδ/|α|, hy = qδ/s, so every v = δ(±pk + qj) lies
     on one grid of step δ and h is evaluated once per grid point (~T/δ values, not one per
-    lattice point); "direct" (|ρ| very close to 0 or 1, where that grid would be finer than the
-    lattice has points): h is evaluated at each lattice point.
+    lattice point); "direct" (|ρ| close to 0, or f not separable): f is evaluated at each lattice
+    point; "hermite" (s < 0.05, |ρ| -> 1: h(αx + s y) varies slowly in y): Gauss–Hermite nodes
+    in y, their number growing by two per level.
     """
     ra = mpmath.sqrt(a)
     if b is None:                                         # one variable
         hx = eta * min(1, 1 / ra)
-        return (ra, 0, 0, T, mpmath.mpf(hx), 0, "direct", 0, 0, 0, 1)
+        return (ra, 0, 0, T, mpmath.mpf(hx), 0, "direct", 0, 0, 0, 1, 0)
     alpha = c / ra
     s = mpmath.sqrt(max(b - alpha * alpha, 0))
-    # every step shrinks with eta (eta <= the Gaussian step), so two levels are never one rule
+    # hx shrinks with eta (eta <= hG) on every level, so two levels are never one rule; hy stays
+    # at the Gaussian step hG when h(αx + s y) varies slowly in y (s < eta/hG: |rho| -> 1), where
+    # its error is below that of h at the native step eta, which the refinement in x measures
     hx = eta * min(1, 1 / ra, 1 / abs(alpha)) if alpha != 0 else eta * min(1, 1 / ra)
-    hy = eta * min(1, 1 / s) if s != 0 else mpmath.mpf(1)
+    hy = min(hG, eta / s) if s != 0 else mpmath.mpf(1)
     hx, hy = mpmath.mpf(hx), mpmath.mpf(hy)
     sg = 1 if alpha >= 0 else -1
+    n_gh = _hermite_nodes(float(s), digits) + 2 * level if 0 < s < 0.05 else 0
+    if n_gh and n_gh < 0.4 * 2 * T / float(hy):
+        return (ra, alpha, s, T, hx, hy, "hermite", 0, 0, 0, sg, n_gh)
+    if joint:                                   # f(u, v) evaluated at every lattice point
+        return (ra, alpha, s, T, hx, hy, "direct", 0, 0, 0, sg, 0)
     if s == 0:
         mode, delta, p, q = "aligned", abs(alpha) * hx, 1, 0
     elif alpha == 0:
         mode, delta, p, q = "aligned", s * hy, 0, 1
     else:
+        # hx stays the target (so it shrinks strictly level by level); hy = qδ/s in (hy/2, hy]
         r = abs(alpha) * hx / (s * hy)
-        if r >= 1:
-            p, q, delta = int(r), 1, s * hy
-            hx = p * delta / abs(alpha)
-        else:
-            p, q, delta = 1, int(1 / r), abs(alpha) * hx
-            hy = q * delta / s
-        n_grid = 2 * (p * T / hx + q * T / hy) / 1
+        p = max(1, int(mpmath.ceil(r)))
+        delta = abs(alpha) * hx / p
+        q = max(1, int(p / r))
+        hy = q * delta / s
+        n_grid = 2 * (p * T / hx + q * T / hy)          # evaluations of h: grid vs lattice
         n_lattice = math.pi * T * T / float(hx * hy)
-        mode = "aligned" if n_grid < n_lattice / 4 else "direct"
-    return (ra, alpha, s, T, hx, hy, mode, delta, p, q, sg)
+        mode = "aligned" if n_grid < n_lattice else "direct"
+    return (ra, alpha, s, T, hx, hy, mode, delta, p, q, sg, 0)
 
 
 def _lattice(f: sp.Expr, zs, M, dps: int):
@@ -506,23 +565,29 @@ def _lattice(f: sp.Expr, zs, M, dps: int):
             return value
     prev = None
     eta = hG
-    widened = 0
-    for _ in range(_MAX_LEVELS):
-        geom = _geometry(a, b, c, eta, T)
+    widened = abs_levels = 0
+    for level in range(_MAX_LEVELS):
+        geom = _geometry(a, b, c, eta, hG, T, level, digits, joint is not None)
+        # E|f| and the shell mass need ~1 digit: measured on the first two levels (after any
+        # change of T or P), then kept — the finer levels compute only the value
         try:
-            val, val_abs, shell = _lattice_sum(geom, fns, joint, P)
+            val, val_abs_l, shell_l = _lattice_sum(geom, fns, joint, P, with_abs=abs_levels < 2)
         except _NotSmooth:
             return None
+        if abs_levels < 2:
+            val_abs, shell = val_abs_l, shell_l
+            abs_levels += 1
         scale = val_abs if val_abs > 0 else mpmath.mpf(1)
         tail = shell / (mpmath.exp(T - 1) - 1)
         if tail > tol * scale:
             if widened >= 2:
                 return None
             T, widened, prev = T + 3.0, widened + 1, None      # the integrand is not yet negligible
+            abs_levels = 0
             continue
         if val_abs > 0 and mpmath.log(val_abs, 2) + P < mpmath.mp.prec + 16:
             P += int(mpmath.mp.prec + 16 - mpmath.log(val_abs, 2) - P) + 8   # tiny values: more bits
-            prev = None
+            prev, abs_levels = None, 0
             continue
         if prev is not None and abs(val - prev) <= tol * scale:
             return val
