@@ -80,3 +80,13 @@ def test_order_one_prediction_fails_as_depth_over_width_grows(activation, C_W):
         assert out[2].passed
     else:
         assert not out[4].passed and abs(float(out[4].z)) > abs(float(out[2].z))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n, L, eta", [(32, 2, 0.02), (32, 2, 0.1), (64, 3, 0.05)])
+def test_gd_slope_several_eta_and_depths(n, L, eta):
+    # the first-order coefficient does not depend on η (Richardson removes the η² term) or on y
+    net = Network("tanh", widths=(n,) * L, C_W=1.0, C_b=0.0)
+    m = measure_gd_step(net, [1.0], 1.0, eta, 20_000, seed=17)
+    pred = ntk_move("tanh", [n] * L, [1.0], eta=1.0, y=1.0, C_W=1.0).delta_ntk_step
+    assert_agrees(pred, m.slope, label=f"tanh n={n} L={L} η={eta}: dE[ΔΘ]/dη")
