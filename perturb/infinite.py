@@ -401,12 +401,6 @@ def _mehler_gram(expr, K, a):
     return ss
 
 
-@functools.cache
-def _triu(N: int):
-    i, j = np.triu_indices(N)
-    return i.astype(np.intp), j.astype(np.intp)
-
-
 @functools.lru_cache(maxsize=64)
 def _engine(act: Activation) -> _Engine:
     return _Engine(act)
