@@ -242,12 +242,15 @@ class StepMeasurement:
             the same networks: (4 D(η) − D(2η))/(2η), error O(η²).
         dntk_z: E[(z − y) O3] of the same networks (exact O3; for kinked σ the a.e. one):
             for smooth σ, ``slope`` estimates −``dntk_z``.
+        eta2: the O(η²) coefficient of E[ΔΘ], (D(2η) − 2D(η))/(2η²) (error O(η)): the ddNTK
+            term ½E[(z − y)² gᵀ∇²Θ g], measured (it is not derived).
         eta, y: what was run; n: networks.
     """
 
     delta_ntk: Estimate
     slope: Estimate
     dntk_z: Estimate
+    eta2: Estimate
     eta: float
     y: float
     n: int
@@ -273,7 +276,7 @@ def measure_gd_step(net: Network, x, y: float, eta: float, n_networks: int, seed
     n_networks = _check_count(n_networks, "n_networks")
     batch = _check_count(batch, "batch")
     seed = _check_seed(seed)
-    d1, slope, zo = [], [], []
+    d1, slope, zo, curv = [], [], [], []
     for i in range(-(-n_networks // batch)):
         size = min(batch, n_networks - i * batch)
         runs = [train_gd(net, X, [y], eta=h, steps=1, seed=seed + i, ensemble=size) for h in (e, 2 * e)]
@@ -285,5 +288,6 @@ def measure_gd_step(net: Network, x, y: float, eta: float, n_networks: int, seed
         d1.append(dth[0])
         slope.append((4 * dth[0] - dth[1]) / (2 * e))
         zo.append((z - y) * o3)
-    return StepMeasurement(*(moment(np.concatenate(a), 1) for a in (d1, slope, zo)), eta=e, y=float(y),
+        curv.append((dth[1] - 2 * dth[0]) / (2 * e**2))
+    return StepMeasurement(*(moment(np.concatenate(a), 1) for a in (d1, slope, zo, curv)), eta=e, y=float(y),
                            n=n_networks)
