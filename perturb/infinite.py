@@ -485,7 +485,8 @@ class LayerMap:
         if Theta is not None and dd is not None:
             T2 = np.multiply(dd, self.C_W, out=dd)
             T2 *= Theta
-            T2 += self.lambda_W * ss
+            for i0 in range(0, T2.shape[0], 256):      # no N×N temporary
+                T2[i0:i0 + 256] += self.lambda_W * ss[i0:i0 + 256]
             T2 += self.lambda_b
         K2 = np.multiply(ss, self.C_W, out=ss)
         K2 += self.C_b

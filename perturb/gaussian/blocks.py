@@ -11,6 +11,7 @@ setting; skipped when that symbol is not found), so BLAS calls inside blocks are
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..errors import PerturbError
 
-__all__ = ["mirror_upper", "run_blocks", "num_threads"]
+__all__ = ["mirror_upper", "run_blocks", "num_threads", "single_threaded_blas"]
 
 
 def mirror_upper(M, threads: int | None = None, tile: int = 64):
@@ -99,3 +100,16 @@ def _single_threaded_blas() -> None:
     setter = _blas_local_setter()
     if setter is not None:
         setter(1)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """numpy's OpenBLAS on one thread in the calling thread for the duration (for many small
+    matrix products, where waking BLAS threads costs more than it gains)."""
+    setter = _blas_local_setter()
+    previous = setter(1) if setter is not None else None
+    try:
+        yield
+    finally:
+        if setter is not None and previous is not None and previous > 0:
+            setter(previous)

@@ -52,7 +52,7 @@ import numpy as np
 import sympy as sp
 
 from ..activations import Z
-from .blocks import mirror_upper, run_blocks
+from .blocks import mirror_upper, run_blocks, single_threaded_blas
 from .interp import expect_interpolated
 from .quadrature import MAX_HERMITE, _compiled, expect_numeric, hermite_table, kinks_in
 
@@ -230,7 +230,11 @@ def gram_expectations(exprs, K, *, tol: float = 1e-12, block: int = 16, threads:
     exprs = [sp.sympify(g) for g in exprs]
     if any(kinks_in(g, Z) for g in exprs):
         return None
-    K = np.asarray(K, dtype=float)
+    with single_threaded_blas():          # many small products; blocks use their own threads
+        return _gram_expectations(exprs, np.asarray(K, dtype=float), tol, block, threads, sample)
+
+
+def _gram_expectations(exprs, K, tol, block, threads, sample):
     N = K.shape[0]
     a = np.diag(K).copy()
     pos = a > 0
@@ -299,7 +303,7 @@ def _check(series, fns, exprs, a, R, tol, sample, order, table):
     return worst if worst <= tol else None
 
 
-def _finish(outs, diag, exprs, a, R, series, N, block, threads):
+def _finish(outs, diag, exprs, a, R, series, N, block, threads, cols: int = 512):
     zero = a == 0
     if series is not None:
         C = series.C                                    # (G, P, P, M)
@@ -311,27 +315,33 @@ def _finish(outs, diag, exprs, a, R, series, N, block, threads):
         Wt = np.ascontiguousarray(W.transpose(0, 2, 1))                   # (N, P·G, M)
         TsT = np.ascontiguousarray(Ts.T)                                  # (P, N)
 
-        def rows(i0):
-            i1 = min(N, i0 + block)
-            Tr = np.empty((M, i1 - i0, N - i0))                           # T_m(t), m-major
+        scale, shift = 2 / (series.rb - series.ra), (series.ra + series.rb) / (series.rb - series.ra)
+
+        def tile(i0, i1, j0, j1):
+            Tr = np.empty((M, i1 - i0, j1 - j0))                           # T_m(t), m-major
             Tr[0] = 1.0
             if M > 1:
                 t = Tr[1]
-                np.multiply(R[i0:i1, i0:], 2 / (series.rb - series.ra), out=t)
-                t -= (series.ra + series.rb) / (series.rb - series.ra)
+                np.multiply(R[i0:i1, j0:j1], scale, out=t)
+                t -= shift
                 np.clip(t, -1.0, 1.0, out=t)
                 t2 = 2 * t
             for m in range(2, M):
                 np.multiply(t2, Tr[m - 1], out=Tr[m])
                 Tr[m] -= Tr[m - 2]
             # V[b, (q, g), n] = Σ_m W[b, m, (q, g)] T_m(t_bn)
-            V = np.matmul(Wt[i0:i1], Tr.transpose(1, 0, 2))                # (B, P·G, Nc)
-            V = V.reshape(i1 - i0, P, G, N - i0)
+            V = np.matmul(Wt[i0:i1], Tr.transpose(1, 0, 2))                # (B, P·G, n)
+            V = V.reshape(i1 - i0, P, G, j1 - j0)
             for g in range(G):
                 if P == 1:
-                    outs[g][i0:i1, i0:] = V[:, 0, g]
+                    outs[g][i0:i1, j0:j1] = V[:, 0, g]
                 else:
-                    np.einsum("bqn,qn->bn", V[:, :, g], TsT[:, i0:], out=outs[g][i0:i1, i0:])
+                    np.einsum("bqn,qn->bn", V[:, :, g], TsT[:, j0:j1], out=outs[g][i0:i1, j0:j1])
+
+        def rows(i0):                           # columns in tiles: temporaries of ~1-3 MB
+            i1 = min(N, i0 + block)
+            for j0 in range(i0, N, cols):
+                tile(i0, i1, j0, min(N, j0 + cols))
 
         run_blocks(rows, range(0, N, block), threads)
     for g, out in enumerate(outs):
