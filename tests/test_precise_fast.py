@@ -19,6 +19,7 @@ from perturb.activations import Z, get_activation
 from perturb.cli import main
 from perturb.errors import PerturbError
 from perturb.gaussian import closed_form, closed_form_of, expect_mpmath, expect_numeric, zvars
+from perturb.gaussian.closed import PAIR_KERNELS
 from perturb.infinite import Network, kernels
 
 z1, z2 = zvars(2)
@@ -248,6 +249,32 @@ def test_gelu_gram_uses_closed_form():
     precise = kernels(net, X, dps=30)
     for ka, kb in ((fast.nngp, precise.nngp), (fast.ntk, precise.ntk)):
         assert np.allclose(ka, np.array(kb, dtype=float), rtol=1e-12, atol=0)
+
+
+_PRIMITIVE_EXPR = {
+    "one": lambda s: sp.S.One, "lin": lambda s: Z, "relu": lambda s: sp.Max(0, s * Z),
+    "step": lambda s: sp.Heaviside(s * Z), "erf": lambda s: sp.erf(s * Z),
+    "gauss": lambda s: sp.exp(-s * Z**2), "sin": lambda s: sp.sin(s * Z),
+    "cos": lambda s: sp.cos(s * Z), "lin_erf": lambda s: Z * sp.erf(s * Z),
+    "lin_gauss": lambda s: Z * sp.exp(-s * Z**2),
+}
+_DERIVED = sorted(k for k in PAIR_KERNELS if {"gauss", "lin_erf", "lin_gauss"} & set(k))
+
+
+@pytest.mark.parametrize("kinds", _DERIVED, ids=["-".join(k) for k in _DERIVED])
+def test_derived_pair_kernels_against_quadrature(kinds):
+    # every kernel the tilt/Stein rules add to the registry, with non-unit scales, against
+    # float64 quadrature (split at kinks) at three covariances incl. rho = -0.95
+    scale = {"relu": -1, "step": 1}
+    g, h = (_PRIMITIVE_EXPR[k](scale.get(k, R(k_s))) for k, k_s in zip(kinds, ("3/4", "6/5")))
+    f = g.subs(Z, z1) * h.subs(Z, z2)
+    closed = closed_form_of(f, 2)
+    assert closed is not None
+    for a, b, r in ((1.3, 0.6, 0.4), (0.5, 2.0, -0.95), (0.8, 0.8, 0.0)):
+        c = r * np.sqrt(a * b)
+        quad = float(expect_numeric(f, np.array([[a, c], [c, b]])))
+        bound = np.sqrt(float(expect_numeric(g**2, a)) * float(expect_numeric(h**2, b)))
+        assert abs(float(closed(a, b, c)) - quad) <= 1e-10 * bound
 
 
 # ---------------------------------------------------------------- CLI at 30 digits

@@ -237,10 +237,6 @@ def _c(a, b, r):
     return r * sp.sqrt(a * b)
 
 
-def _rho(a, b, c):
-    return c / sp.sqrt(a * b)
-
-
 def _gauss_x(kind):
     def fn(s1, s2, a, b, r):
         n, _, b1, _ = _tilt(s1, a, b, _c(a, b, r))
