@@ -90,3 +90,15 @@ def test_gd_slope_several_eta_and_depths(n, L, eta):
     m = measure_gd_step(net, [1.0], 1.0, eta, 20_000, seed=17)
     pred = ntk_move("tanh", [n] * L, [1.0], eta=1.0, y=1.0, C_W=1.0).delta_ntk_step
     assert_agrees(pred, m.slope, label=f"tanh n={n} L={L} η={eta}: dE[ΔΘ]/dη")
+
+
+@pytest.mark.slow
+def test_tour_section_quick(tmp_path):
+    import json
+
+    from perturb.tour import TourContext
+    from perturb.tour import s65_ntk_move as s
+
+    lines = s.run(TourContext(out=tmp_path, quick=True))
+    data = json.loads((tmp_path / "ntk_move.json").read_text())
+    assert data["relu_critical_P_plus_2Q"] == ["32", "128", "320"] and any("Richardson" in ln for ln in lines)
