@@ -36,6 +36,7 @@ array([[1.      , 0.775312],
 from __future__ import annotations
 
 import functools
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import mpmath
@@ -222,7 +223,7 @@ class _Engine:
             self.method = "closed form (registry)"
         else:
             self.method = _FAST
-        self.paths: list[str] = []                       # numeric paths taken, per layer
+        self.paths: deque[str] = deque(maxlen=4096)      # numeric paths taken, per layer
 
     # ------------------------------------------------------------------ float64
     def __call__(self, K: np.ndarray, want_ntk: bool = True):
@@ -333,13 +334,16 @@ class _Engine:
             s[r, r] = diag_ss[i0:i1]                    # s = <σσ>
             out = K2[i0:i1, i0:]
             np.multiply(s, C_W, out=out)
-            out += C_b
+            if C_b:
+                out += C_b
             if want_ntk:
-                dd *= Theta[i0:i1, i0:]
-                dd *= C_W
+                out = T2[i0:i1, i0:]
+                np.multiply(dd, Theta[i0:i1, i0:], out=out)
+                out *= C_W
                 s *= lam_W
-                dd += s
-                np.add(dd, lam_b, out=T2[i0:i1, i0:])
+                out += s
+                if lam_b:
+                    out += lam_b
 
         run_blocks(rows, range(0, N, block), threads)
         mirror_upper(K2, threads)
