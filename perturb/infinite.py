@@ -277,7 +277,8 @@ class _Engine:
         return ss, dd
 
 
-    def relu_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int = 32, threads: int | None = None):
+    def relu_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int = 32, threads: int | None = None,
+                   mirror: bool = True):
         """One ReLU-family layer map, fused and cache-blocked: (K', Θ') with one arccos per pair.
 
         Only the upper triangle of ``K`` and ``Θ`` is read.  Rows are processed in blocks of
@@ -346,9 +347,10 @@ class _Engine:
                     out += lam_b
 
         run_blocks(rows, range(0, N, block), threads)
-        mirror_upper(K2, threads)
-        if want_ntk:
-            mirror_upper(T2, threads)
+        if mirror:                                      # else: upper triangles only (see _fold)
+            mirror_upper(K2, threads)
+            if want_ntk:
+                mirror_upper(T2, threads)
         return K2, T2
 
 
@@ -478,12 +480,15 @@ class LayerMap:
     lambda_W: float
     lambda_b: float
 
-    def __call__(self, K, Theta=None, *, dps: int | None = None):
+    def __call__(self, K, Theta=None, *, dps: int | None = None, upper_only: bool = False):
+        """(K', Θ') from (K, Θ); ``upper_only=True`` lets the ReLU family fill only the upper
+        triangles (all this map reads of its inputs), for folds that mirror once at the end."""
         if dps:
             return self._mp(K, Theta, dps)
         eng = _engine(self.activation)
         if eng.relu is not None:
-            return eng.relu_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b)
+            return eng.relu_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b,
+                                  mirror=not upper_only)
         ss, dd = eng(K, want_ntk=Theta is not None)       # fresh arrays: finished in place
         T2 = None
         if Theta is not None and dd is not None:
@@ -583,20 +588,95 @@ def _fold(net: Network, K, T, dps) -> Kernels:
         T = None
     if dps and _has_delta(net.activation.derivative()):
         T = None
+    # the ReLU family's intermediate layers are computed upper-triangle only and mirrored when
+    # first looked at (mirroring 2L matrices nobody reads cost a third of the ReLU fold)
+    lazy = bool(eng and eng.relu is not None)
     for m in layer_maps(net):
         if dps:
             with mpmath.workdps(dps + 10):
                 K, T = m(K, T, dps=dps + 10)
         else:
-            K, T = m(K, T)
+            K, T = m(K, T, upper_only=lazy)
         layers.append((K, T))
+    if lazy:
+        for M in (K, T):
+            if M is not None:
+                mirror_upper(M)
     if dps:
         with mpmath.workdps(dps):
             rnd = np.vectorize(lambda v: +v, otypes=[object])
             K = rnd(K)
             T = rnd(T) if T is not None else None
     methods = tuple(dict.fromkeys(eng.paths)) if eng and eng.paths else (method,)
-    return Kernels(nngp=K, ntk=T, layers=tuple(layers), dps=dps, methods=methods)
+    pending = range(1, len(layers) - 1) if lazy else ()
+    return Kernels(nngp=K, ntk=T, layers=_Layers(layers, pending), dps=dps, methods=methods)
+
+
+class _Layers(tuple):
+    """The per-layer ``(K, Θ)`` of a fold; layers computed upper-triangle only are mirrored on
+    first access (indexing, slicing, iteration), so they always look exactly symmetric.  Pickles
+    and copies as a plain tuple."""
+
+    def __new__(cls, layers, pending=()):
+        obj = super().__new__(cls, layers)
+        obj._pending = set(pending)
+        return obj
+
+    def _ready(self, i: int) -> None:
+        if i in self._pending:
+            for M in tuple.__getitem__(self, i):
+                if M is not None:
+                    mirror_upper(M)
+            self._pending.discard(i)
+
+    def _all_ready(self) -> tuple:
+        for i in list(self._pending):
+            self._ready(i)
+        return tuple(tuple.__iter__(self))
+
+    def __getitem__(self, i):
+        for j in range(len(self))[i] if isinstance(i, slice) else (range(len(self))[i],):
+            self._ready(j)
+        return tuple.__getitem__(self, i)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __reversed__(self):
+        for i in reversed(range(len(self))):
+            yield self[i]
+
+    def __add__(self, other):
+        return self._all_ready() + tuple(other)
+
+    def __radd__(self, other):
+        return tuple(other) + self._all_ready()
+
+    def __mul__(self, n):
+        return self._all_ready() * n
+
+    __rmul__ = __mul__
+
+    def __contains__(self, x):
+        return x in self._all_ready()
+
+    def __eq__(self, other):
+        return self._all_ready() == other
+
+    def __ne__(self, other):
+        return self._all_ready() != other
+
+    __hash__ = tuple.__hash__
+
+    def count(self, x):
+        return self._all_ready().count(x)
+
+    def index(self, *args):
+        return self._all_ready().index(*args)
+
+    def __reduce__(self):
+        return (tuple, (self._all_ready(),))
 
 
 def kernels(net: Network, X, *, dps: int | None = None) -> Kernels:

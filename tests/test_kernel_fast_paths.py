@@ -244,3 +244,37 @@ def test_relu_critical_invariants_large():
     assert np.all(k.nngp[9] == 0.0)
     for M in (k.nngp, k.ntk):
         assert np.linalg.eigvalsh(M)[0] > -1e-12 * np.abs(M).max()
+
+
+def test_relu_intermediate_layers_symmetric_on_every_access():
+    """The ReLU fold computes intermediate layers upper-triangle only and mirrors them when first
+    looked at: every way of reading ``Kernels.layers`` sees exactly the eager layer maps."""
+    import pickle
+
+    net = Network("relu", depth=4, C_W=1.8, C_b=0.1)
+    X = _inputs(9, 150)
+    K, T = inf.first_layer(net, X)
+    ref = [(K, T)]
+    for m in inf.layer_maps(net):
+        K, T = m(K, T)
+        ref.append((K, T))
+
+    def same(layers):
+        layers = list(layers)
+        assert len(layers) == len(ref)
+        for (A, B), (rA, rB) in zip(layers, ref):
+            assert np.array_equal(A, rA) and np.array_equal(B, rB)
+            assert np.array_equal(A, A.T) and np.array_equal(B, B.T)
+
+    same(kernels(net, X).layers)                                  # iteration
+    k = kernels(net, X)
+    same([k.layers[i] for i in range(-5, 0)])                     # negative indices
+    k = kernels(net, X)
+    same(k.layers[0:2] + k.layers[2:])                            # slices, concatenation
+    k = kernels(net, X)
+    same(reversed(list(reversed(k.layers))))
+    k = kernels(net, X)
+    same(pickle.loads(pickle.dumps(k.layers)))
+    k = kernels(net, X)
+    assert np.array_equal(np.array([lay[0] for lay in k.layers]), np.array([r[0] for r in ref]))
+    assert np.array_equal(k.nngp, ref[-1][0]) and np.array_equal(k.ntk, ref[-1][1])
