@@ -79,7 +79,8 @@ class Kernels:
         nngp: ``K^{(L+1)}``, shape (N, N) (an object array of ``mpf`` when ``dps`` is set).
         ntk: ``Θ^{(L+1)}``, shape (N, N); ``None`` when the NTK is undefined (the derivative of
             the activation contains a Dirac delta, e.g. ``step``).
-        layers: per-layer ``(K^{(ℓ)}, Θ^{(ℓ)})`` for ℓ = 1..L+1.
+        layers: per-layer ``(K^{(ℓ)}, Θ^{(ℓ)})`` for ℓ = 1..L+1 (a tuple; the ReLU family's
+            intermediate layers are mirrored into exact symmetry on first access).
         dps: the number of digits of an mpmath computation, or ``None`` for float64.
         methods: how the two-point expectations were evaluated (e.g. ``"closed: relu family"``).
     """
