@@ -1,4 +1,4 @@
-"""``perturb ntk-stats`` — mean and variance of one output's NTK at order 1/n (one input).
+"""``perturb ntk-stats`` — mean and variance of one output's NTK at order 1/n.
 
     perturb ntk-stats --activation relu --cw 2 --cb 0 --widths 64,64,64 --x 1,0.5,-0.3 [--order 1] --json
 
@@ -6,6 +6,12 @@ prints ``{"mean": E Θ, "var": Var Θ}`` for the NTK Θ(x, x) of one output neur
 parameterisation (λ_W = C_W, λ_b = C_b): E Θ = H + H1/n_L and Var Θ = (A + 2B)/n_L, from the
 derived order-1/n recursions (perturb.ntk).  ``--dps D`` evaluates with mpmath (numbers print as
 D-digit strings); ``--order`` other than 1 is refused (exit 2).
+
+    perturb ntk-stats --activation tanh --cw 1 --widths 64,64 --inputs X.json --json
+
+with a JSON list of N = 1..3 input vectors (as ``perturb kernel``) prints ``{"mean": [[E Θ_αβ]],
+"var": [[Var Θ_αβ]], "cov": [[[[Cov(Θ_αβ, Θ_γδ)]]]]}`` (N×N, N×N, N×N×N×N; the several-input
+map of perturb.ntk.derive_multi, numpy only).
 """
 
 from __future__ import annotations
@@ -24,10 +30,16 @@ def register(sub) -> None:
     )
     add_network_args(p)
     p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1..n_L, e.g. 64,64,64")
-    p.add_argument("--x", type=float_list, required=True, help="one input vector, e.g. 1,0.5,-0.3 (non-zero)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--x", type=float_list, help="one input vector, e.g. 1,0.5,-0.3 (non-zero)")
+    src.add_argument("--inputs", metavar="FILE.json",
+                     help="JSON list of 1..3 input vectors of one dimension n0 (not parallel); then --json "
+                     'prints {"mean": [[E Θ_ab]], "var": [[Var Θ_ab]], "cov": [[[[Cov(Θ_ab, Θ_cd)]]]]}')
     p.add_argument("--order", type=int, default=1, help="order in 1/n (only 1 is implemented)")
     add_dps_arg(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true",
+                   help='print JSON: {"mean": E Θ, "var": Var Θ} for --x; with --inputs {"mean": N×N, '
+                   '"var": N×N, "cov": N×N×N×N}')
     p.set_defaults(func=run)
 
 
@@ -45,6 +57,8 @@ def run(args) -> int:
         from ..errors import PerturbError
 
         raise PerturbError(f"--dps {args.dps} is too large (at most 200)")
+    if args.inputs is not None:
+        return _run_inputs(args)
     st = ntk_statistics(args.activation, args.widths, args.x, C_W=args.cw, C_b=args.cb, dps=args.dps)
     out = {"mean": st.mean, "var": st.var}
     if args.json:
@@ -55,4 +69,25 @@ def run(args) -> int:
     print(f"E Θ   = {float(st.mean):.10g}   (H + H1/n_L, H1 = {float(st.last('H1')):.6g})")
     print(f"Var Θ = {float(st.var):.10g}   ((A + 2B)/n_L, A = {float(st.last('A')):.6g}, "
           f"B = {float(st.last('B')):.6g})")
+    return 0
+
+
+def _run_inputs(args) -> int:
+    from ..errors import PerturbError
+    from ..ntk.multi import ntk_statistics_multi
+    from .kernel import _read_inputs
+
+    if args.dps is not None:
+        raise PerturbError("--dps is not offered with --inputs (the several-input statistics are numpy only)")
+    X = _read_inputs(args.inputs)
+    st = ntk_statistics_multi(args.activation, args.widths, X, C_W=args.cw, C_b=args.cb)
+    if args.json:
+        emit_json(st.as_dict())
+        return 0
+    N = X.shape[0]
+    print(f"{args.activation}, C_W = {args.cw:g}, C_b = {args.cb:g}, widths {args.widths}, {N} inputs")
+    for a in range(N):
+        for b in range(a, N):
+            print(f"Θ_{a + 1}{b + 1}: H = {st.H[a, b]:.10g}   E Θ = {st.mean[a, b]:.10g}   "
+                  f"Var Θ = {st.var[a, b]:.6g}")
     return 0

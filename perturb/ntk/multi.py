@@ -43,15 +43,14 @@ from ..gaussian.dispatch import substitute_activation
 from .chain import _check_order, _check_widths, _per_layer
 from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
 
-__all__ = ["NTKMultiStatistics", "ntk_statistics_multi"]
+__all__ = ["NTKMultiStatistics", "ntk_statistics_multi", "MIN_EIGEN_RATIO"]
 
 _ALL = ("K", "H", *STAT_NAMES_MULTI)
 
 
 @dataclass(frozen=True)
 class NTKMultiStatistics:
-    """One output's NTK statistics at N inputs, order 1/n (numpy arrays; object arrays of
-    ``mpmath.mpf`` when evaluated with ``dps``).
+    """One output's NTK statistics at N inputs, order 1/n (numpy arrays).
 
     Attributes:
         widths: hidden widths n_1..n_L.
@@ -80,7 +79,7 @@ class NTKMultiStatistics:
     def var(self) -> np.ndarray:
         """Var Θ_{αβ} (N × N): the diagonal cov[α, β, α, β]."""
         N = self.mean.shape[0]
-        out = np.empty((N, N), dtype=self.cov.dtype)
+        out = np.empty((N, N))
         for a, b in itertools.product(range(N), repeat=2):
             out[a, b] = self.cov[a, b, a, b]
         return out
@@ -121,22 +120,17 @@ def _compiled(activation_name: str, N: int):
     return mm, keys, fn, okeys, ofn, atoms
 
 
-def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str, dps):
+def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str) -> list[float]:
     """Numbers for the atoms at the numeric kernel (sub-covariances as the atoms marginalise)."""
     sub = {Ksyms[p]: Kvals[p] for p in Ksyms}
     vals = []
     for a in atoms:
         f, cov = a.args
         if isinstance(cov, sp.MatrixBase):
-            m = cov.shape[0]
-            num = [[sub[cov[i, j]] for j in range(m)] for i in range(m)]
-            if dps:
-                vals.append(expect(f, num, method="mpmath", dps=dps))
-            else:
-                vals.append(float(expect(f, np.array(num, dtype=float), method=method)))
+            num = np.array([[sub[cov[i, j]] for j in range(cov.shape[1])] for i in range(cov.shape[0])])
         else:
-            v = sub[cov]
-            vals.append(expect(f, v, method="mpmath", dps=dps) if dps else float(expect(f, float(v), method=method)))
+            num = sub[cov]
+        vals.append(float(expect(f, num, method=method)))
     return vals
 
 
@@ -161,21 +155,28 @@ def _check_X(X) -> np.ndarray:
     return arr
 
 
+#: smallest eigenvalue ratio of the (correlation-normalised) kernel accepted at any layer
+MIN_EIGEN_RATIO = 1e-3
+
+
 def _check_kernel(Kvals: dict, N: int, ell: int) -> None:
     M = np.array([[float(Kvals[(min(i, j), max(i, j))]) for j in range(N)] for i in range(N)])
-    w = np.linalg.eigvalsh(M)
-    if w[0] <= 1e-10 * max(w[-1], 1e-300):
+    d = np.sqrt(np.abs(np.diag(M)))
+    if np.any(d == 0):
+        raise PerturbError(f"K^({ell}) has a zero diagonal entry: an input with no signal (x = 0 and C_b = 0)")
+    w = np.linalg.eigvalsh(M / np.outer(d, d))
+    if w[0] <= MIN_EIGEN_RATIO * w[-1]:
         raise PerturbError(
-            f"K^({ell}) is singular (eigenvalues {w.tolist()}): the several-input statistics need "
-            "non-parallel inputs or C_b > 0 (for one input use ntk_statistics)")
+            f"K^({ell}) is (nearly) singular: correlation-matrix eigenvalues {np.round(w, 6).tolist()}, "
+            f"ratio below {MIN_EIGEN_RATIO:g}; the several-input map contains K⁻¹ up to the fourth power, "
+            "so the inputs must not be (nearly) parallel (for one input use ntk_statistics)")
 
 
 # --------------------------------------------------------------------------- the fold
 
 
 def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0.0, lambda_W=None,
-                         lambda_b=None, order: int = 1, dps: int | None = None,
-                         method: str = "auto") -> NTKMultiStatistics:
+                         lambda_b=None, order: int = 1, method: str = "auto") -> NTKMultiStatistics:
     """Order-1/n NTK statistics of one output at N inputs (rows of X), by folding the derived map.
 
     Args:
@@ -185,11 +186,13 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
         C_W, C_b, lambda_W, lambda_b: scalars or one per layer 1..L+1; λ defaults to C (NTK
             parameterisation).
         order: must be 1.
-        dps: evaluate with mpmath at this many digits (then the arrays hold ``mpmath.mpf``).
-        method: atom evaluation for numpy (``"auto"``, ``"closed"``, ``"quad"``).
+        method: atom evaluation (``"auto"``, ``"closed"``, ``"quad"``).
 
     The derivation is cached per N (N = 2: ~10 s the first time in a process; N = 3: minutes),
-    the compiled map per (activation, N).
+    the compiled map per (activation, N).  numpy only (no ``dps``): the map has K⁻¹ up to the
+    fourth power, so kernels with eigenvalue ratio below :data:`MIN_EIGEN_RATIO` (inputs closer
+    than about 3.6°, correlation above 0.998, at some layer) are refused rather than returned
+    with amplified quadrature and rounding errors.
     """
     _check_order(order)
     ws = _check_widths(widths)
@@ -201,69 +204,62 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
     lw = _per_layer(C_W if lambda_W is None else lambda_W, L1, "lambda_W")
     lb = _per_layer(C_b if lambda_b is None else lambda_b, L1, "lambda_b")
     for name, seq in (("C_W", cw), ("C_b", cb), ("lambda_W", lw), ("lambda_b", lb)):
-        if any(np.ndim(v) for v in seq):
-            raise PerturbError(f"{name} must be scalars (one per layer) for several inputs")
+        if any(np.ndim(v) or isinstance(v, (sp.Basic, mpmath.mpf)) for v in seq):
+            raise PerturbError(f"{name} must be plain numbers (one per layer) for several inputs, got {seq!r}")
+    cw, cb, lw, lb = ([float(v) for v in seq] for seq in (cw, cb, lw, lb))
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics_multi needs a concrete activation (relu, tanh, gelu, ...)")
     mm, keys, fn, okeys, ofn, atoms = _compiled(act.name, N)
     y = mm.syms
     pairs = y.pairs
-    if dps:
-        ctx = mpmath.workdps(dps + 10)
-        num = mpmath.mpf
-    else:
-        ctx = _Null()
-        num = float
-    with ctx:
-        Xn = [[num(v) for v in row] for row in Xa.tolist()]
-        gram = {p: sum(Xn[p[0]][k] * Xn[p[1]][k] for k in range(n0)) / n0 for p in pairs}
-        cw, cb, lw, lb = ([num(v) for v in seq] for seq in (cw, cb, lw, lb))
-        state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
-                 "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
-        for name in STAT_NAMES_MULTI:
-            state[name] = {k: num(0) for k in getattr(y, name)}
-        layers = [state]
-        for ell in range(1, len(ws) + 1):      # layer ℓ -> ℓ+1: width n_ℓ, C's of layer ℓ+1
-            _check_kernel(state["K"], N, ell)
-            r = num(ws[ell - 1]) / ws[ell - 2] if ell > 1 else num(1)
-            vals = _atom_values(atoms, y.K, state["K"], method, dps and dps + 5)
-            args = _args(y, state, cw[ell], cb[ell], lw[ell], lb[ell], r) + vals
-            res = fn.mp_function(*args) if dps else fn(*args)
-            new = {name: {} for name in _ALL}
-            for (name, k), v in zip(keys, res, strict=True):
-                new[name][k] = v
-            if not dps:
-                bad = sorted({name for (name, _), v in zip(keys, res) if not np.isfinite(v)})
-                if bad:
-                    raise PerturbError(f"layer {ell + 1}: {', '.join(bad)} not finite (divergent Gaussian "
-                                       "integral, overflow or a singular kernel)")
-            state = new
-            layers.append(state)
-        # output neuron of layer L+1 from the last state (statistics normalised by n_L)
-        vals = _atom_values(atoms, y.K, state["K"], method, dps and dps + 5) if atoms else []
-        args = _args(y, state, cw[-1], cb[-1], lw[-1], lb[-1], num(1)) + vals
-        ores = ofn.mp_function(*args) if dps else ofn(*args)
-        n_L = num(ws[-1])
-        dtype = object if dps else float
-        mean, mean_z = np.empty((N, N), dtype), np.empty((N, N), dtype)
-        cov, cov_z = np.empty((N,) * 4, dtype), np.empty((N,) * 4, dtype)
-        Kout, Hout = np.empty((N, N), dtype), np.empty((N, N), dtype)
-        parts = dict(zip(okeys, ores, strict=True))
-        for a, b in itertools.product(range(N), repeat=2):
-            p = (min(a, b), max(a, b))
-            mean[a, b] = parts[("mean", p, 0)] + parts[("mean", p, 1)] / n_L
-            mean_z[a, b] = parts[("mean_z", p, 0)] + parts[("mean_z", p, 1)] / n_L
-            Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
-            for c, d in itertools.product(range(N), repeat=2):
-                q = (min(c, d), max(c, d))
-                cov[a, b, c, d] = parts[("cov", (p, q))] / n_L
-                cov_z[a, b, c, d] = parts[("cov_z", (p, q))] / n_L
-        if dps:
-            with mpmath.workdps(dps):
-                mean, mean_z, cov, cov_z, Kout, Hout = (
-                    np.vectorize(lambda v: +v, otypes=[object])(x) for x in (mean, mean_z, cov, cov_z, Kout, Hout))
+    gram = {p: float(Xa[p[0]] @ Xa[p[1]]) / n0 for p in pairs}
+    state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
+             "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+    for name in STAT_NAMES_MULTI:
+        state[name] = {k: 0.0 for k in getattr(y, name)}
+    layers = [state]
+    for ell in range(1, len(ws) + 2):
+        _check_kernel(state["K"], N, ell)
+        vals = _atom_values(atoms, y.K, state["K"], method)
+        if ell == len(ws) + 1:
+            break
+        # layer ℓ -> ℓ+1: width n_ℓ, the C's of layer ℓ+1
+        r = ws[ell - 1] / ws[ell - 2] if ell > 1 else 1.0
+        res = _call(fn, _args(y, state, cw[ell], cb[ell], lw[ell], lb[ell], r) + vals, ell + 1)
+        state = {name: {} for name in _ALL}
+        for (name, k), v in zip(keys, res, strict=True):
+            state[name][k] = float(v)
+        layers.append(state)
+    # one output neuron of layer L+1 from the last state (its statistics normalised by n_L)
+    parts = dict(zip(okeys, _call(ofn, _args(y, state, cw[-1], cb[-1], lw[-1], lb[-1], 1.0) + vals, L1),
+                     strict=True))
+    n_L = float(ws[-1])
+    mean, mean_z, Kout, Hout = (np.empty((N, N)) for _ in range(4))
+    cov, cov_z = np.empty((N,) * 4), np.empty((N,) * 4)
+    for a, b in itertools.product(range(N), repeat=2):
+        p = (min(a, b), max(a, b))
+        mean[a, b] = parts[("mean", p, 0)] + parts[("mean", p, 1)] / n_L
+        mean_z[a, b] = parts[("mean_z", p, 0)] + parts[("mean_z", p, 1)] / n_L
+        Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
+        for c, d in itertools.product(range(N), repeat=2):
+            q = (min(c, d), max(c, d))
+            cov[a, b, c, d] = parts[("cov", (p, q))] / n_L
+            cov_z[a, b, c, d] = parts[("cov_z", (p, q))] / n_L
     return NTKMultiStatistics(ws, Xa, Hout, Kout, mean, cov, mean_z, cov_z, layers)
+
+
+def _call(fn, args, layer: int):
+    with np.errstate(all="raise"):
+        try:
+            res = [float(v) for v in fn(*args)]
+        except (ZeroDivisionError, FloatingPointError, OverflowError) as exc:
+            raise PerturbError(f"layer {layer}: the NTK statistics overflow or divide by zero ({exc}); "
+                               "check the parameters (divergent Gaussian integral?)") from None
+    if not all(np.isfinite(res)):
+        raise PerturbError(f"layer {layer}: NTK statistics not finite (divergent Gaussian integral or "
+                           "overflow for these parameters)")
+    return res
 
 
 def _args(y, state, cw, cb, lw, lb, r) -> list:
@@ -271,11 +267,3 @@ def _args(y, state, cw, cb, lw, lb, r) -> list:
     for name in STAT_NAMES_MULTI:
         out += [state[name][k] for k in getattr(y, name)]
     return out
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
