@@ -92,14 +92,13 @@ class NTKMultiStatistics:
 # --------------------------------------------------------------------------- compilation
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(activation_name: str, N: int):
-    """The derived map and output formulas with σ substituted, compiled once per (activation, N)."""
-    act = get_activation(activation_name)
+@functools.lru_cache(maxsize=MAX_INPUTS)
+def _compiled_generic(N: int):
+    """The derived map and output formulas compiled once per N for the generic σ, its atoms as leaves."""
     mm = derive_ntk_multi_map(N)
     out = derive_ntk_output(N)
     keys = [(name, k) for name in _ALL for k in mm.exprs[name]]
-    exprs = [substitute_activation(mm.exprs[name][k], act) for name, k in keys]
+    exprs = [mm.exprs[name][k] for name, k in keys]
     okeys, oexprs = [], []
     for name in ("mean", "mean_z"):
         for p, (c0, c1) in out[name].items():
@@ -109,15 +108,28 @@ def _compiled(activation_name: str, N: int):
         for pq, c in out[name].items():
             okeys.append((name, pq))
             oexprs.append(c)
-    oexprs = [substitute_activation(e, act) for e in oexprs]
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs + oexprs]),
                    key=sp.default_sort_key)
-    leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
+    leaves = [sp.Dummy(f"g{i}") for i in range(len(atoms))]
     rep = dict(zip(atoms, leaves, strict=True))
     args = mm.syms.args() + leaves
     fn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in exprs]), args)
     ofn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in oexprs]), args)
     return mm, keys, fn, okeys, ofn, atoms
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_atoms(activation_name: str, N: int):
+    """The generic atoms with the activation substituted (each a combination of concrete atoms),
+    compiled as functions of the kernel entries and the concrete atoms' values."""
+    act = get_activation(activation_name)
+    mm, *_, generic = _compiled_generic(N)
+    subbed = [substitute_activation(a, act) for a in generic]
+    atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in subbed]), key=sp.default_sort_key)
+    leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
+    rep = dict(zip(atoms, leaves, strict=True))
+    fn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in subbed]), list(mm.syms.K.values()) + leaves)
+    return fn, atoms
 
 
 def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str) -> list[float]:
@@ -210,18 +222,21 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics_multi needs a concrete activation (relu, tanh, gelu, ...)")
-    mm, keys, fn, okeys, ofn, atoms = _compiled(act.name, N)
-    y = mm.syms
-    pairs = y.pairs
+    pairs = [(a, b) for a in range(N) for b in range(a, N)]
     gram = {p: float(Xa[p[0]] @ Xa[p[1]]) / n0 for p in pairs}
     state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
              "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+    _check_kernel(state["K"], N, 1)          # before the (cached, seconds-long) derivation
+    mm, keys, fn, okeys, ofn, _ = _compiled_generic(N)
+    afn, atoms = _compiled_atoms(act.name, N)
+    y = mm.syms
     for name in STAT_NAMES_MULTI:
         state[name] = {k: 0.0 for k in getattr(y, name)}
     layers = [state]
     for ell in range(1, len(ws) + 2):
         _check_kernel(state["K"], N, ell)
-        vals = _atom_values(atoms, y.K, state["K"], method)
+        concrete = _atom_values(atoms, y.K, state["K"], method)
+        vals = _call(afn, [state["K"][p] for p in pairs] + concrete, ell)
         if ell == len(ws) + 1:
             break
         # layer ℓ -> ℓ+1: width n_ℓ, the C's of layer ℓ+1
