@@ -3,9 +3,15 @@
 * :mod:`~perturb.ntk.derive` — the NTK's collective observables and their derived layer map;
 * :mod:`~perturb.ntk.chain` — the fold over depth (numpy, mpmath, exact SymPy) and the output
   NTK's mean and variance; the exponential (large L/n) picture for ReLU.
+* :mod:`~perturb.ntk.derive_multi`, :mod:`~perturb.ntk.multi` — the same at several inputs
+  (tensors over inputs; E Θ_{αβ}, Cov(Θ_{αβ}, Θ_{γδ}), Cov(z_α z_β, Θ_{γδ})).
 """
 
 from .derive import NTKLayerMap, derive_ntk_layer_map
 
 __all__ = ["NTKLayerMap", "derive_ntk_layer_map"]
+from .derive_multi import NTKMultiMap, derive_ntk_multi_map  # noqa: E402
 from .dntk import DNTKStatistics, derive_dntk_layer_map, dntk_statistics  # noqa: E402,F401  (issue 7 item 3)
+from .multi import NTKMultiStatistics, ntk_statistics_multi  # noqa: E402
+
+__all__ += ["NTKMultiMap", "derive_ntk_multi_map", "NTKMultiStatistics", "ntk_statistics_multi"]
