@@ -49,6 +49,54 @@ def two_inputs(request):
     return act, cw, cb, widths, ntk_statistics_multi(act, widths, X2, C_W=cw, C_b=cb)
 
 
+# ----------------------------------------------------------------------------- 0. the lemma
+
+
+def test_vector_lemma_for_a_fixed_previous_layer():
+    """The N-input lemma of perturb.ntk.derive_multi against direct sampling of weight rows for a
+    fixed layer ℓ (m neurons, 2 inputs, an NTK Θ_{jk;αβ} with Θ_{jk;αβ} = Θ_{kj;βα}).  Exact
+    consequences of the lemma: E[Θ_{ii;αβ} z_γ z_δ] = Ω_{αβ}Σ_{γδ} + (R_{αβ;γδ} + R_{αβ;δγ})/m,
+    Cov(Θ_{ii;αβ}, Θ_{ii;γδ}) = (T_{αβ;γδ} + T_{αβ;δγ})/m, and for rows i ≠ k
+    E[Θ_{ik;αβ} z_{iγ} z_{kδ}] = R_{αβ;γδ}/m, E[Θ_{ik;αβ} Θ_{ik;γδ}] = T_{αβ;γδ}/m."""
+    m, C_W, C_b, lam_W, lam_b = 12, 1.3, 0.2, 0.7, 0.1
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(m, 2)) @ np.array([[1.0, 0.4], [0.0, 0.9]])
+    sig, dsig = np.tanh(z), 1 / np.cosh(z) ** 2
+    G = rng.normal(size=(2, m, 3 * m)) / np.sqrt(3 * m)
+    Th = np.empty((m, m, 2, 2))                    # Θ_{jk;αβ} = Σ_s G_{αjs} G_{βks} + δ_jk (.)
+    for a in range(2):
+        for b in range(2):
+            Th[:, :, a, b] = 1.5 * G[a] @ G[b].T + 0.5 * np.eye(m)
+    M = dsig[:, None, :, None] * Th * dsig[None, :, None, :]          # M_{jk;αβ}
+    Sig = C_b + C_W * sig.T @ sig / m
+    Om = lam_b + lam_W * sig.T @ sig / m + C_W * np.einsum("jjab->ab", M) / m
+    R = C_W**2 * np.einsum("jg,jkab,kd->abgd", sig, M, sig) / m
+    T = C_W**2 * np.einsum("jkab,jkgd->abgd", M, M) / m
+    S = 200_000
+    W1, W2 = (rng.normal(scale=np.sqrt(C_W / m), size=(S, m)) for _ in range(2))
+    z1 = rng.normal(scale=np.sqrt(C_b), size=(S, 1)) + W1 @ sig
+    z2 = rng.normal(scale=np.sqrt(C_b), size=(S, 1)) + W2 @ sig
+    base = lam_b + lam_W * sig.T @ sig / m
+    th11 = base + np.einsum("si,ijab,sj->sab", W1, M, W1)            # Θ_{ii;αβ}
+    th12 = np.einsum("si,ijab,sj->sab", W1, M, W2)                   # Θ_{ik;αβ}, i ≠ k
+    pred, ests = [], []
+    for (a, b, g, d) in [(0, 1, 0, 1), (0, 1, 1, 1), (0, 0, 1, 0), (1, 1, 0, 0)]:
+        pred.append(Om[a, b] * Sig[g, d] + (R[a, b, g, d] + R[a, b, d, g]) / m)
+        ests.append(moment(th11[:, a, b] * z1[:, g] * z1[:, d], 1))
+        pred.append((T[a, b, g, d] + T[a, b, d, g]) / m)
+        ests.append(joint_cumulant(np.stack([th11[:, a, b], th11[:, g, d]], 1), [0, 1]))
+        pred.append(R[a, b, g, d] / m)
+        ests.append(moment(th12[:, a, b] * z1[:, g] * z2[:, d], 1))
+        pred.append(T[a, b, g, d] / m)
+        ests.append(moment(th12[:, a, b] * th12[:, g, d], 1))
+    est = Estimate(np.array([e.value for e in ests]), np.array([e.stderr for e in ests]), S)
+    assert_agrees(np.array(pred), est)
+    # the index order matters: R_{01;10} ≠ R_{01;01}, and the swapped form is rejected
+    probe = moment(th12[:, 0, 1] * z1[:, 1] * z2[:, 0], 1)
+    assert_agrees(R[0, 1, 1, 0] / m, probe)
+    assert not verdict(R[0, 1, 0, 1] / m, probe).passed
+
+
 # ----------------------------------------------------------------------------- 1. N = 1
 
 
