@@ -219,6 +219,24 @@ def test_linear_one_hidden_layer_exact_moments():
     np.testing.assert_allclose(st.mean_z, cb + cw * K, rtol=1e-12)
 
 
+def test_deep_linear_two_hidden_layers_exact_moments():
+    """σ(z) = z, no biases, widths n1, n2: Θ_ab = λ[G2_ab + |v|² G1_ab + |u|² X_ab] with the
+    Gram matrices n1 G1 ~ Wishart(n1, C X), n2 G2 | G1 ~ Wishart(n2, C G1), the output row v and
+    u = W2ᵀv.  By Wick/Wishart moments (worked out by hand for this test, independent of the
+    engine) Cov(Θ_ab, Θ_cd) = λ²C⁴{[(X_ac X_bd + X_ad X_bc) + 8 X_ab X_cd]/n2
+    + [4(X_ac X_bd + X_ad X_bc) + 2 X_ab X_cd]/n1} + O(1/(n1 n2)), and E Θ = 3λC²X exactly."""
+    C, lam, n1, n2 = 1.3, 0.7, 17, 29
+    X = np.array([[1.0, 0.3, -0.2], [0.1, -0.8, 0.5]])
+    G = X @ X.T / 3
+    st = ntk_statistics_multi("linear", [n1, n2], X, C_W=C, C_b=0.0, lambda_W=lam, lambda_b=0.0)
+    ij = range(2)
+    pair = np.array([[[[G[a, c] * G[b, d] + G[a, d] * G[b, c] for d in ij] for c in ij] for b in ij] for a in ij])
+    diag = np.einsum("ab,cd->abcd", G, G)
+    cov = lam**2 * C**4 * ((pair + 8 * diag) / n2 + (4 * pair + 2 * diag) / n1)
+    np.testing.assert_allclose(st.cov, cov, rtol=1e-12)
+    np.testing.assert_allclose(st.mean, 3 * lam * C**2 * G, rtol=1e-12)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
