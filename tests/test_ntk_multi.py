@@ -242,7 +242,7 @@ def test_deep_linear_two_hidden_layers_exact_moments():
 
 @pytest.mark.parametrize("X, match", [
     ([[1.0, 0.0], [2.0, 0.0]], "singular"),
-    ([[1.0, 0.0], [np.nan, 1.0]], "finite"),
+    ([[1.0, 0.0], [np.nan, 1.0]], "NaN"),
     ([[1.0, 0.0], [1.0]], "array"),
     ([], "shape"),
 ])

@@ -40,6 +40,7 @@ from ..errors import PerturbError
 from ..gaussian import expect
 from ..gaussian.atom import GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
+from ..montecarlo._simulate import _check_inputs
 from .chain import _check_order, _check_widths, _per_layer
 from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
 
@@ -152,16 +153,7 @@ def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str) -> list[float]:
 def _check_X(X) -> np.ndarray:
     if isinstance(X, (str, bytes)):
         raise PerturbError(f"X must be an N × n0 array of inputs, got {X!r}")
-    try:
-        arr = np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
-        raise PerturbError(f"X must be an N × n0 array of numbers, got {X!r}") from None
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] == 0:
-        raise PerturbError(f"X must be an N × n0 array of inputs (N >= 1, n0 >= 1), got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise PerturbError("X must be finite (found NaN or infinity)")
+    arr = _check_inputs(X)          # the laboratory's check: shape (n0,) or (N, n0), finite
     if arr.shape[0] > MAX_INPUTS:
         raise PerturbError(f"at most {MAX_INPUTS} inputs are implemented, got N = {arr.shape[0]}")
     return arr
