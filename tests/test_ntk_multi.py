@@ -377,3 +377,14 @@ def test_monte_carlo_relu_width_extrapolation():
     fits = [_fit_intercept(ns, ys[:, k], ses[:, k]) for k in range(3)]
     est = Estimate(np.array([f[0] for f in fits]), np.array([f[1] for f in fits]), S)
     assert_agrees(coeff, est)
+
+
+def test_tour_section_runs_quick(tmp_path):
+    from perturb.tour import TourContext, s72_ntk_multi
+
+    lines = s72_ntk_multi.run(TourContext(out=tmp_path, quick=True))
+    assert any("Cov(z_1 z_2, Θ_12)" in ln for ln in lines)
+    data = json.loads((tmp_path / "ntk_multi.json").read_text())
+    row = next(r for r in data["rows"] if r["quantity"] == "Var Θ_12")
+    assert row["mc"][0] / row["mc"][1] > 5                  # resolved from the infinite-width 0
+    assert verdict(row["order1"], Estimate(row["mc"][0], row["mc"][1], data["samples"])).passed
