@@ -2,10 +2,15 @@
 
 * :mod:`~perturb.gaussian.atom` — ``E(f, K)``, the immutable SymPy node;
 * :mod:`~perturb.gaussian.closed` — the closed-form registry (ReLU family, erf and erf',
-  sin/cos, polynomials by Wick/Isserlis, piecewise polynomials);
-* :mod:`~perturb.gaussian.quadrature` — vectorised numeric quadrature (Gauss–Hermite for smooth
-  integrands, panels split at the kinks of piecewise ones, Mehler series for Gram matrices);
-* :mod:`~perturb.gaussian.precise` — mpmath at any number of digits;
+  GELU and GELU', sin/cos, polynomials by Wick/Isserlis, piecewise polynomials);
+* :mod:`~perturb.gaussian.quadrature` — vectorised numeric quadrature (composite Gauss–Legendre
+  panels, split at the kinks of piecewise integrands; Mehler series for Gram matrices);
+* :mod:`~perturb.gaussian.interp` — Chebyshev interpolants in log K for large arrays of variances;
+* :mod:`~perturb.gaussian.pairs` — checked Chebyshev interpolants of two-point functions in
+  (log K_αα, log K_ββ, ρ) for Gram matrices of activations without a closed form;
+* :mod:`~perturb.gaussian.blocks` — row-blocked, threaded evaluation helpers;
+* :mod:`~perturb.gaussian.precise` — mpmath at any number of digits (lattice rule with a measured
+  error for smooth integrands, panels for kinked ones, nested quad as the last resort);
 * :mod:`~perturb.gaussian.dispatch` — the dispatcher: :func:`expect` and :func:`evaluate`.
 """
 
