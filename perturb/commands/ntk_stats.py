@@ -23,10 +23,11 @@ from ._common import add_dps_arg, add_network_args, emit_json, float_list, width
 def register(sub) -> None:
     p = sub.add_parser(
         "ntk-stats",
-        help="finite-width NTK of one output at one input: mean and variance at order 1/n",
+        help="finite-width NTK of one output (one input or several): mean and variance at order 1/n",
         description="Fold the derived order-1/n NTK recursions (H1, A, B, D, F of PDLT ch. 8) over "
         "the network and print the mean and variance of the NTK of one output neuron at the "
-        "input x (NTK parameterisation, lambda = C).",
+        "input x (NTK parameterisation, lambda = C); with --inputs, the N×N mean, the N×N variances "
+        "and the N×N×N×N covariance Cov(Θ_ab, Θ_cd) over several inputs.",
     )
     add_network_args(p)
     p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1..n_L, e.g. 64,64,64")
