@@ -61,7 +61,7 @@ Nothing is typed from a paper; tests compare with the one-input map and with Mon
 >>> sorted(mm.exprs)
 ['A', 'B', 'D', 'F', 'G1', 'H', 'H1', 'K', 'V']
 >>> len(mm.exprs["B"]), len(mm.exprs["F"])          # orbits of the 16 entries under the symmetries
-(6, 10)
+(7, 10)
 """
 
 from __future__ import annotations
