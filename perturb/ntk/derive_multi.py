@@ -80,7 +80,7 @@ __all__ = ["NTKMultiMap", "derive_ntk_multi_map", "derive_ntk_output", "canonica
            "pair_list", "MAX_INPUTS"]
 
 #: largest number of inputs offered (the derivation cost grows quickly: N = 2 ~6 s, N = 3 ~12 min wall
-#: on 2 loaded shared cores, ~8 min CPU)
+#: on 2 loaded shared cores, plus ~5 min for the output formulas)
 MAX_INPUTS = 3
 
 

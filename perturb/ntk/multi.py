@@ -192,7 +192,7 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
         order: must be 1.
         method: atom evaluation (``"auto"``, ``"closed"``, ``"quad"``).
 
-    The derivation is cached per N (N = 2: ~10 s the first time in a process; N = 3: ~12 min),
+    The derivation is cached per N (N = 2: ~10 s the first time in a process; N = 3: ~20 min),
     the compiled map per (activation, N).  numpy only (no ``dps``): the map has K⁻¹ up to the
     fourth power, so kernels with eigenvalue ratio below :data:`MIN_EIGEN_RATIO` (inputs closer
     than about 3.6°, correlation above 0.998, at some layer) are refused rather than returned
