@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._diskcache import disk_cached
 from ..activations import SIGMA, Z
 from ..gaussian.atom import E
 
@@ -113,6 +114,7 @@ def _truncate(expr: sp.Expr, eps: sp.Symbol, order: int = 1) -> dict[int, sp.Exp
 
 
 @functools.lru_cache(maxsize=1)
+@disk_cached
 def derive_ntk_layer_map() -> NTKLayerMap:
     """Derive the order-1 layer map of (K, H; G1, V, H1, A, B, D, F) for the generic σ.
 

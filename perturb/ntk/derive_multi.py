@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .._diskcache import disk_cached
 from ..activations import SIGMA, Z
 from ..errors import PerturbError
 from ..gaussian.atom import E, GaussianExpectation, zvars
@@ -379,6 +380,7 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
 
 
 @functools.lru_cache(maxsize=MAX_INPUTS)
+@disk_cached
 def derive_ntk_multi_map(N: int = 2) -> NTKMultiMap:
     """Derive the order-1 layer map of (K, H; G1, V, H1, A, B, D, F) at N inputs, generic σ.
 
@@ -449,6 +451,7 @@ def derive_ntk_multi_map(N: int = 2) -> NTKMultiMap:
 
 
 @functools.lru_cache(maxsize=MAX_INPUTS)
+@disk_cached
 def derive_ntk_output(N: int = 2) -> dict:
     """One output neuron's statistics from the state of the last layer, derived by the lemma.
 
