@@ -283,6 +283,23 @@ def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, la
 # --------------------------------------------------------------------------- exact fold
 
 
+def closed_atoms(atoms, K, numeric_name: str, first=None) -> dict:
+    """``{atom: closed form}`` for every atom (one-input atoms at covariance ``K``).
+
+    ``first(f, K)`` is tried before the registry (e.g. a rule for DiracDelta integrands); a
+    missing closed form is an error pointing to the numeric function ``numeric_name``.
+    """
+    closed = {}
+    for a in atoms:
+        c = first(a.args[0], K) if first is not None else None
+        if c is None:
+            c = closed_form(a.args[0], K)
+        if c is None:
+            raise PerturbError(f"no closed form for {a}; use {numeric_name} (numeric) instead")
+        closed[a] = c
+    return closed
+
+
 def ntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lambda_W=None,
                          lambda_b=None, order: int = 1) -> NTKStatistics:
     """The same fold in exact SymPy arithmetic (every atom needs a closed form).
@@ -308,13 +325,7 @@ def ntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lambd
     exprs = {k: substitute_activation(rec.exprs[k], act) for k in _ALL}
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs.values()]),
                    key=sp.default_sort_key)
-    Ks = rec.syms.K
-    closed = {}
-    for a in atoms:
-        c = closed_form(a.args[0], Ks)
-        if c is None:
-            raise PerturbError(f"no closed form for {a}; use ntk_statistics (numeric) instead")
-        closed[a] = c
+    closed = closed_atoms(atoms, rec.syms.K, "ntk_statistics")
     exprs = {k: e.xreplace(closed) for k, e in exprs.items()}
     norm2 = sum(v**2 for v in xs) / len(xs)
     state = {"K": cb[0] + cw[0] * norm2, "H": lb[0] + lw[0] * norm2, **{s: sp.S.Zero for s in STAT_NAMES}}

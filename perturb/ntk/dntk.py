@@ -69,10 +69,10 @@ import sympy as sp
 from ..activations import SIGMA, Z, get_activation
 from ..compile import compile_expr
 from ..errors import PerturbError
-from ..gaussian import closed_form, expect
+from ..gaussian import expect
 from ..gaussian.atom import E, GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
-from .chain import NTKStatistics, _per_layer, ntk_statistics, ntk_statistics_exact
+from .chain import NTKStatistics, _per_layer, closed_atoms, ntk_statistics, ntk_statistics_exact
 
 __all__ = ["DNTKLayerMap", "DNTKStatistics", "derive_dntk_layer_map", "dntk_neuron_terms",
            "dntk_statistics", "dntk_statistics_exact", "sift_delta"]
@@ -404,15 +404,7 @@ def dntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lamb
     cw = [sp.nsimplify(v) for v in _per_layer(C_W, L1, "C_W")]
     lw = cw if lambda_W is None else [sp.nsimplify(v) for v in _per_layer(lambda_W, L1, "lambda_W")]
     _, rec, exprs, atoms = _activation_exprs(activation)
-    Ks = rec.syms["K"]
-    closed = {}
-    for a in atoms:
-        c = sift_delta(a.args[0], Ks)
-        if c is None:
-            c = closed_form(a.args[0], Ks)
-        if c is None:
-            raise PerturbError(f"no closed form for {a}; use dntk_statistics (numeric) instead")
-        closed[a] = c
+    closed = closed_atoms(atoms, rec.syms["K"], "dntk_statistics", first=sift_delta)
     exprs = {k: e.xreplace(closed) for k, e in exprs.items()}
     ws = ntk.widths
     P, Q = sp.S.Zero, sp.S.Zero
