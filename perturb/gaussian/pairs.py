@@ -54,7 +54,13 @@ import sympy as sp
 from ..activations import Z
 from .blocks import mirror_upper, run_blocks, single_threaded_blas
 from .interp import expect_interpolated
-from .quadrature import MAX_HERMITE, _compiled, expect_numeric, hermite_table, kinks_in
+from .quadrature import (
+    MAX_HERMITE,
+    _compiled,
+    expect_numeric,
+    kinks_in,
+    table_coefficients,
+)
 
 __all__ = ["gram_expectations", "MAX_ORDER"]
 
@@ -67,14 +73,8 @@ MAX_ORDER = ORDERS[-1]
 def _hermite_coefficients(fn, variances, order: int, table: int = MAX_HERMITE):
     """c_k(a) for k < order from the Hermite table of order ``table``, shape (len(a), order);
     None if g overflows."""
-    x, H = hermite_table(table)
-    H = H[:, :order]
-    with np.errstate(all="ignore"):
-        G = np.asarray(fn(np.sqrt(np.asarray(variances))[:, None] * x), dtype=float)
-    G = np.broadcast_to(G, (len(variances), x.size))
-    if not np.all(np.isfinite(G)):
-        return None
-    return G @ H
+    c = table_coefficients(fn, variances, order, table)
+    return c if np.all(np.isfinite(c)) else None
 
 
 def _cheb_nodes(n: int) -> np.ndarray:

@@ -33,19 +33,13 @@ from ..compile import compile_expr
 from ..errors import PerturbError
 from .atom import integration_vars
 
-__all__ = ["expect_numeric", "kinks_in", "pair_gram", "hermite_coefficients", "hermite_table", "TAIL"]
+__all__ = ["expect_numeric", "kinks_in", "pair_gram", "hermite_coefficients", "hermite_table", "table_coefficients", "TAIL"]
 
 #: positions (in inner standard deviations) of the inner kink at which outer panels are broken
 _TRANSITION = (-8.0, -5.0, -3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 #: half-width of the truncated domain for kinked integrands (Gaussian mass beyond: < 1e-31)
 TAIL = 12.0
 _KINK_FUNCS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise)
-
-
-@functools.lru_cache(maxsize=32)
-def _hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
-    x, w = sc.roots_hermitenorm(n)
-    return x, w / math.sqrt(2 * math.pi)
 
 
 @functools.lru_cache(maxsize=32)
@@ -280,22 +274,28 @@ def hermite_table(order: int = MAX_HERMITE) -> tuple[np.ndarray, np.ndarray]:
     return x, _hermite_rows(x, order) * wx[:, None]
 
 
-def hermite_coefficients(g: sp.Expr, variances: np.ndarray, order: int, *, n_hermite: int | None = None,
-                         n_legendre: int | None = None) -> np.ndarray:
+def table_coefficients(fn, variances: np.ndarray, order: int, table: int = MAX_HERMITE) -> np.ndarray:
+    """c_k(v) for k < ``order`` of a smooth compiled ``fn`` from :func:`hermite_table` (``table``),
+    shape (V, order); non-finite where fn overflows at the nodes."""
+    x, H = hermite_table(table)
+    v = np.asarray(variances, dtype=float)
+    with np.errstate(all="ignore"):
+        G = np.broadcast_to(np.asarray(fn(np.sqrt(v)[:, None] * x), dtype=float), (v.size, x.size))
+        return G @ H[:, :order]
+
+
+def hermite_coefficients(g: sp.Expr, variances: np.ndarray, order: int) -> np.ndarray:
     """c_k(v) = E[g(√v x) h_k(x)] for k = 0..order, h_k = He_k/√k! orthonormal; shape (order+1, V).
 
     Smooth g: the shared table :func:`hermite_table`.  Kinked g: the same panels, also split at
-    the kinks of g(√v x) (in x: c/√v), per variance.  (``n_hermite``/``n_legendre`` are accepted
-    for compatibility and ignored: a 240-node Gauss–Hermite rule, the former default, left errors
-    of 1e-8 in c_k for tanh at variance 4.)
+    the kinks of g(√v x) (in x: c/√v), per variance.  (Not Gauss–Hermite: a 240-node rule, the
+    former method, left errors of 1e-8 in c_k for tanh at variance 4.)
     """
     v = np.asarray(variances, dtype=float)
     fn = _compiled(g, (Z,))
     kinks = kinks_in(g, Z)
     if not kinks and order <= MAX_HERMITE:
-        x, H = hermite_table()
-        gv = np.broadcast_to(fn(np.sqrt(v)[:, None] * x), (v.size, x.size))
-        return (gv @ H[:, :order + 1]).T
+        return table_coefficients(fn, v, order + 1).T
     t, tw = _legendre(_PANEL_NODES)
     base = np.arange(-_HW, _HW + _PANEL / 2, _PANEL)
     with np.errstate(divide="ignore"):
