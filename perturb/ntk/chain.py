@@ -194,15 +194,20 @@ def _check_order(order) -> None:
             f"NTK statistics are implemented at order 1 in 1/n only, got order {order!r}")
 
 
+def _layer_params(n_layers: int, C_W, C_b, lambda_W, lambda_b) -> tuple[list, list, list, list]:
+    """C_W, C_b, λ_W, λ_b checked and broadcast to one value per layer 1..L+1 (λ = C by default)."""
+    cw = _per_layer(C_W, n_layers, "C_W", strict=True)
+    cb = _per_layer(C_b, n_layers, "C_b")
+    lw = _per_layer(C_W if lambda_W is None else lambda_W, n_layers, "lambda_W")
+    lb = _per_layer(C_b if lambda_b is None else lambda_b, n_layers, "lambda_b")
+    return cw, cb, lw, lb
+
+
 def _setup(widths, x, C_W, C_b, lambda_W, lambda_b, order):
     _check_order(order)
     ws = _check_widths(widths)
     xs = _check_x(x)
-    L1 = len(ws) + 1
-    cw = _per_layer(C_W, L1, "C_W", strict=True)
-    cb = _per_layer(C_b, L1, "C_b")
-    lw = _per_layer(C_W if lambda_W is None else lambda_W, L1, "lambda_W")
-    lb = _per_layer(C_b if lambda_b is None else lambda_b, L1, "lambda_b")
+    cw, cb, lw, lb = _layer_params(len(ws) + 1, C_W, C_b, lambda_W, lambda_b)
     return ws, xs, cw, cb, lw, lb
 
 

@@ -41,7 +41,7 @@ from ..gaussian import expect
 from ..gaussian.atom import GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
 from ..montecarlo._simulate import _check_inputs
-from .chain import _check_order, _check_widths, _per_layer
+from .chain import _check_order, _check_widths, _layer_params
 from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
 
 __all__ = ["NTKMultiStatistics", "ntk_statistics_multi", "MIN_EIGEN_RATIO"]
@@ -203,10 +203,7 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
     Xa = _check_X(X)
     N, n0 = Xa.shape
     L1 = len(ws) + 1
-    cw = _per_layer(C_W, L1, "C_W", strict=True)
-    cb = _per_layer(C_b, L1, "C_b")
-    lw = _per_layer(C_W if lambda_W is None else lambda_W, L1, "lambda_W")
-    lb = _per_layer(C_b if lambda_b is None else lambda_b, L1, "lambda_b")
+    cw, cb, lw, lb = _layer_params(L1, C_W, C_b, lambda_W, lambda_b)
     for name, seq in (("C_W", cw), ("C_b", cb), ("lambda_W", lw), ("lambda_b", lb)):
         if any(np.ndim(v) or isinstance(v, (sp.Basic, mpmath.mpf)) for v in seq):
             raise PerturbError(f"{name} must be plain numbers (one per layer) for several inputs, got {seq!r}")
