@@ -60,13 +60,16 @@ def run_tour(out: str | Path = "perturb-tour", *, quick: bool = False, only: lis
              stream=None) -> TourContext:
     """Run every tour section, writing outputs under ``out``; print a readable summary."""
     stream = stream or sys.stdout
+    chosen = [m for m in sections() if not only or any(o in m.__name__.rsplit(".", 1)[-1] for o in only)]
+    if not chosen:
+        from ..errors import PerturbError
+
+        names = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in sections())
+        raise PerturbError(f"no tour section matches --only {only!r}; sections: {names}")
     ctx = TourContext(out=Path(out), quick=quick)
     ctx.out.mkdir(parents=True, exist_ok=True)
     print(f"perturb tour — outputs in {ctx.out.resolve()}", file=stream)
-    for mod in sections():
-        name = mod.__name__.rsplit(".", 1)[-1]
-        if only and not any(o in name for o in only):
-            continue
+    for mod in chosen:
         t0 = time.perf_counter()
         print(f"\n== {mod.TITLE} ==", file=stream)
         for line in mod.run(ctx):
