@@ -5,6 +5,8 @@
   NTK's mean and variance; the exponential (large L/n) picture for ReLU.
 * :mod:`~perturb.ntk.derive_multi`, :mod:`~perturb.ntk.multi` — the same at several inputs
   (tensors over inputs; E Θ_{αβ}, Cov(Θ_{αβ}, Θ_{γδ}), Cov(z_α z_β, Θ_{γδ})).
+* :mod:`~perturb.ntk.dntk`, :mod:`~perturb.ntk.ddntk` — the dNTK (E[z O3]) and the ddNTK
+  (E[O4], E[{Θ,Θ}]) at one input, derived by the bracket algebra and folded over depth.
 """
 
 from .derive import NTKLayerMap, derive_ntk_layer_map
@@ -15,3 +17,4 @@ from .dntk import DNTKStatistics, derive_dntk_layer_map, dntk_statistics  # noqa
 from .multi import NTKMultiStatistics, ntk_statistics_multi  # noqa: E402
 
 __all__ += ["NTKMultiMap", "derive_ntk_multi_map", "NTKMultiStatistics", "ntk_statistics_multi"]
+from .ddntk import DDNTKStatistics, ddntk_statistics, derive_ddntk_layer_map  # noqa: E402,F401
