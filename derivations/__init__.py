@@ -51,6 +51,7 @@ try:  # the NTK-variance derivation needs perturb.ntk (issue 7); registered only
     importlib.import_module("perturb.ntk")
     _ENTRIES.append(DerivationInfo("ntk_variance", "derivations.ntk_variance", "relu"))
     _ENTRIES.append(DerivationInfo("dntk", "derivations.dntk", "generic", aliases=("ntk_move",)))
+    _ENTRIES.append(DerivationInfo("ddntk", "derivations.ddntk", "generic", aliases=("ntk_run",)))
     _ENTRIES.append(DerivationInfo("ntk_multi", "derivations.ntk_multi", "generic", aliases=("ntk_inputs",)))
 except ImportError:
     pass

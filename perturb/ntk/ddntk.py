@@ -8,8 +8,9 @@ Setting (REFERENCE §5, one input x, one output z, NTK parameterisation): the br
 
 One GD step has gᵀ(∇²Θ)g = O4 − ½{Θ, Θ} (because (∇g)g = ½λ∇Θ for g = λ∇z), so these two means
 fix the O(η²) term of one step and the order-1/n NTK change over a whole run
-(:mod:`perturb.dynamics.ntk_run`).  In PDLT's language they are contractions of the ddNTKs
-(ch. 11: O4 = 2 ddI + 4 ddII, {Θ, Θ} = 4 ddII for one output); nothing here is typed from there.
+(:mod:`perturb.dynamics.ntk_run`).  They are contractions of PDLT's ddNTKs (ch. 11): with
+dd₁ = Σ λλλ ∂³z ∂z ∂z ∂z and dd₂ = Σ λλλ ∂²z ∂²z ∂z ∂z (one output, indices contracted along
+g), O4 = 2 dd₁ + 4 dd₂ and {Θ, Θ} = 4 dd₂.  Nothing here is typed from there.
 
 **How the layer map is derived** (:func:`derive_ddntk_layer_map`), mechanically in SymPy:
 
