@@ -138,11 +138,159 @@ class DNTKSample:
     o3: np.ndarray
 
 
-def _second_derivative(net: Network):
-    """σ'' as a numpy function; for kinked σ the almost-everywhere one (DiracDelta → 0)."""
-    expr = net.activation.derivative(2).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
-    fn = compile_expr(expr, [Z])
-    return lambda z: np.broadcast_to(np.asarray(fn(z), dtype=float), np.shape(z))
+def _activation_derivatives(net: Network, upto: int) -> list:
+    """σ, σ', ..., σ^{(upto)} as numpy functions; for kinked σ the almost-everywhere ones (DiracDelta → 0)."""
+    f, d = _activation_fns(net)
+    out = [f, d]
+    for k in range(2, upto + 1):
+        expr = net.activation.derivative(k).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
+        fn = compile_expr(expr, [Z])
+        out.append(lambda z, fn=fn: np.broadcast_to(np.asarray(fn(z), dtype=float), np.shape(z)))
+    return out[: upto + 1]
+
+
+class _Jet:
+    """A truncated Taylor polynomial c_0 + c_1 t + ... + c_K t^K of numpy arrays (K <= 2).
+
+    ``None`` stands for a zero coefficient (skipped in products).  Running a numpy computation on
+    jets whose parameters are θ + t v gives the computation's derivatives along the fixed
+    direction v: exact forward mode of any order K.  K = 0 is the plain computation.
+    """
+
+    __slots__ = ("c",)
+
+    def __init__(self, c):
+        self.c = list(c)
+
+    @classmethod
+    def const(cls, a, K: int) -> _Jet:
+        return cls([a] + [None] * K)
+
+    @staticmethod
+    def _plus(a, b):
+        return b if a is None else (a if b is None else a + b)
+
+    def _conv(self, other: _Jet, op) -> _Jet:
+        K = len(self.c) - 1
+        out = [None] * (K + 1)
+        for i, a in enumerate(self.c):
+            if a is None:
+                continue
+            for j in range(K + 1 - i):
+                if other.c[j] is not None:
+                    out[i + j] = self._plus(out[i + j], op(a, other.c[j]))
+        return _Jet(out)
+
+    def __add__(self, other):
+        if isinstance(other, _Jet):
+            return _Jet([self._plus(a, b) for a, b in zip(self.c, other.c, strict=True)])
+        return _Jet([self.c[0] + other, *self.c[1:]])
+
+    def __mul__(self, other):
+        if isinstance(other, _Jet):
+            return self._conv(other, np.multiply)
+        return _Jet([None if a is None else a * other for a in self.c])
+
+    __rmul__ = __mul__
+
+    def __matmul__(self, other: _Jet) -> _Jet:
+        return self._conv(other, np.matmul)
+
+    @property
+    def T(self) -> _Jet:
+        return _Jet([None if a is None else a.transpose(0, 2, 1) for a in self.c])
+
+    def total(self) -> _Jet:
+        """Sum over the neuron axes (1, 2): one number per network."""
+        return _Jet([None if a is None else np.sum(a, axis=(1, 2)) for a in self.c])
+
+    def compose(self, derivs: list, k: int) -> _Jet:
+        """σ^{(k)} of this jet (Faà di Bruno to order 2; ``derivs[m]`` is σ^{(m)})."""
+        u = self.c
+        out = [derivs[k](u[0])]
+        if len(u) > 1:
+            d1 = derivs[k + 1](u[0])
+            out.append(None if u[1] is None else d1 * u[1])
+        if len(u) > 2:
+            c2 = None if u[2] is None else d1 * u[2]
+            if u[1] is not None:
+                c2 = self._plus(c2, 0.5 * derivs[k + 2](u[0]) * u[1] ** 2)
+            out.append(c2)
+        if len(u) > 3:  # pragma: no cover
+            raise AssertionError("jets are implemented to order 2")
+        return _Jet(out)
+
+    def value(self, i: int = 0, like=None):
+        """Coefficient ``i`` as an array (zeros shaped like coefficient 0 when it is zero)."""
+        a = self.c[i]
+        return np.zeros_like(self.c[0] if like is None else like) if a is None else a
+
+
+def _dntk_pass(params, x: np.ndarray, net: Network, derivs: list):
+    """The exact z, Θ, O3 computation of :func:`network_dntk` on jets (see :class:`_Jet`).
+
+    ``params`` is a list of ``(W, b)`` jets.  Returns the jets of z, Θ and O3 (each ``(B,)``
+    coefficient arrays) and a function giving the direction g at t = 0 as a list of ``(gW, gb)``
+    arrays (formed only when asked: gW is a rank-one n×n block).
+    """
+    K = len(params[0][0].c) - 1
+    B = params[0][0].c[0].shape[0]
+    h0 = np.asarray(x, dtype=float).reshape(1, -1, 1)
+    # forward
+    hs, zs = [_Jet.const(np.broadcast_to(h0, (B, *h0.shape[1:])), K)], []
+    for W, b in params:
+        z = W @ hs[-1] + b
+        zs.append(z)
+        hs.append(z.compose(derivs, 0))
+    hs = hs[:-1]                       # inputs of each layer: x, σ(z^{(1)}), ..., σ(z^{(L)})
+    n_layers = len(params)
+    sig1 = [z.compose(derivs, 1) for z in zs[:-1]]
+    sig2 = [z.compose(derivs, 2) for z in zs[:-1]]
+    # backward: δ^{(ℓ)} = ∂z_out/∂z^{(ℓ)}
+    deltas = [None] * n_layers
+    deltas[-1] = _Jet.const(np.ones_like(zs[-1].c[0]), K)
+    for ell in range(n_layers - 2, -1, -1):
+        deltas[ell] = (params[ell + 1][0].T @ deltas[ell + 1]) * sig1[ell]
+    lam = [(net.lambda_W[i] / params[i][0].c[0].shape[2], net.lambda_b[i]) for i in range(n_layers)]
+    # the direction g: gW^{(ℓ)} = λ_W/n δ hᵀ (rank one: never formed), gb = λ_b δ
+    hh = [(h.T @ h) for h in hs]
+    dd = [(dl.T @ dl) for dl in deltas]
+    # tangent of the forward pass along g: gW h = λ_W/n δ (hᵀh)
+    dzs, dhs = [], [_Jet.const(np.zeros_like(hs[0].c[0]), K)]
+    for i, (W, _) in enumerate(params):
+        lw, lb = lam[i]
+        dz = deltas[i] * hh[i] * lw + W @ dhs[i] + deltas[i] * lb
+        dzs.append(dz)
+        if i + 1 < n_layers:
+            dhs.append(sig1[i] * dz)
+    # tangent of the backward pass along g
+    ddeltas = [None] * n_layers
+    ddeltas[-1] = _Jet.const(np.zeros_like(zs[-1].c[0]), K)
+    for ell in range(n_layers - 2, -1, -1):
+        WnT = params[ell + 1][0].T
+        back = WnT @ deltas[ell + 1]
+        gWT_delta = hs[ell + 1] * dd[ell + 1] * lam[ell + 1][0]          # gWᵀ δ = λ_W/n h (δᵀδ)
+        ddeltas[ell] = ((gWT_delta + WnT @ ddeltas[ell + 1]) * sig1[ell] + back * sig2[ell] * dzs[ell])
+    theta = o3 = None
+    for i, (lw, lb) in enumerate(lam):
+        dsq = _Jet([None if a is None else a[:, 0, 0] for a in dd[i].c])
+        hsq = _Jet([None if a is None else a[:, 0, 0] for a in hh[i].c])
+        ddsq = (deltas[i] * ddeltas[i]).total() * 2.0
+        dhsq = (hs[i] * dhs[i]).total() * 2.0
+        t_i = dsq * lb + dsq * hsq * lw
+        o_i = ddsq * lb + (ddsq * hsq + dsq * dhsq) * lw
+        theta = t_i if theta is None else theta + t_i
+        o3 = o_i if o3 is None else o3 + o_i
+    zout = _Jet([None if a is None else a[:, 0, 0] for a in zs[-1].c])
+    dout = [None if a is None else a[:, 0, 0] for a in dzs[-1].c]
+    for a, b in zip(dout, theta.c, strict=True):   # the forward tangent along g is the NTK
+        if b is not None and not np.allclose(a, b, rtol=1e-9, atol=1e-12 * (np.max(np.abs(b)) + 1e-300)):
+            raise AssertionError("forward tangent along g is not the NTK: derivative bookkeeping error")  # pragma: no cover
+    def g0():
+        return [(lw * (dl.c[0] @ h.c[0].transpose(0, 2, 1)), lb * dl.c[0])
+                for dl, h, (lw, lb) in zip(deltas, hs, lam, strict=True)]
+
+    return zout, theta, o3, g0
 
 
 def network_dntk(params, x: np.ndarray, net: Network):
@@ -153,53 +301,9 @@ def network_dntk(params, x: np.ndarray, net: Network):
     pass along g gives dz_out = Θ (a built-in check) and the tangent of the backpropagated
     δ^{(ℓ)} gives O3 = d/dt Θ(θ + t g) at t = 0.  Returns ``(z, Θ, O3)``, each ``(B,)``.
     """
-    f, d = _activation_fns(net)
-    dd = _second_derivative(net)
-    h0 = np.asarray(x, dtype=float).reshape(1, -1, 1)
-    # forward
-    hs, zs = [np.broadcast_to(h0, (params[0][0].shape[0], *h0.shape[1:]))], []
-    for W, b in params:
-        z = W @ hs[-1] + b
-        zs.append(z)
-        hs.append(f(z))
-    hs = hs[:-1]                       # inputs of each layer: x, σ(z^{(1)}), ..., σ(z^{(L)})
-    n_layers = len(params)
-    # backward: δ^{(ℓ)} = ∂z_out/∂z^{(ℓ)}
-    deltas = [None] * n_layers
-    deltas[-1] = np.ones_like(zs[-1])
-    for ell in range(n_layers - 2, -1, -1):
-        deltas[ell] = (params[ell + 1][0].transpose(0, 2, 1) @ deltas[ell + 1]) * d(zs[ell])
-    lam = [(net.lambda_W[i] / params[i][0].shape[2], net.lambda_b[i]) for i in range(n_layers)]
-    # the direction g: gW^{(ℓ)} = λ_W/n δ hᵀ, gb = λ_b δ
-    gW = [lw * (deltas[i] @ hs[i].transpose(0, 2, 1)) for i, (lw, _) in enumerate(lam)]
-    gb = [lb * deltas[i] for i, (_, lb) in enumerate(lam)]
-    # tangent of the forward pass
-    dzs, dhs = [], [np.zeros_like(hs[0])]
-    for i, (W, _) in enumerate(params):
-        dz = gW[i] @ hs[i] + W @ dhs[i] + gb[i]
-        dzs.append(dz)
-        if i + 1 < n_layers:
-            dhs.append(d(zs[i]) * dz)
-    # tangent of the backward pass
-    ddeltas = [None] * n_layers
-    ddeltas[-1] = np.zeros_like(zs[-1])
-    for ell in range(n_layers - 2, -1, -1):
-        Wn = params[ell + 1][0]
-        back = Wn.transpose(0, 2, 1) @ deltas[ell + 1]
-        ddeltas[ell] = ((gW[ell + 1].transpose(0, 2, 1) @ deltas[ell + 1] + Wn.transpose(0, 2, 1) @ ddeltas[ell + 1])
-                        * d(zs[ell]) + back * dd(zs[ell]) * dzs[ell])
-    theta = np.zeros(zs[-1].shape[0])
-    o3 = np.zeros_like(theta)
-    for i, (lw, lb) in enumerate(lam):
-        dsq = np.sum(deltas[i] ** 2, axis=(1, 2))
-        hsq = np.sum(hs[i] ** 2, axis=(1, 2))
-        ddsq = 2 * np.sum(deltas[i] * ddeltas[i], axis=(1, 2))
-        dhsq = 2 * np.sum(hs[i] * dhs[i], axis=(1, 2))
-        theta += lb * dsq + lw * dsq * hsq
-        o3 += lb * ddsq + lw * (ddsq * hsq + dsq * dhsq)
-    if not np.allclose(dzs[-1][:, 0, 0], theta, rtol=1e-9, atol=1e-300):  # pragma: no cover
-        raise AssertionError("forward tangent along g is not the NTK: derivative bookkeeping error")
-    return zs[-1][:, 0, 0], theta, o3
+    jets = [(_Jet([W]), _Jet([b])) for W, b in params]
+    z, theta, o3, _ = _dntk_pass(jets, x, net, _activation_derivatives(net, 2))
+    return z.c[0], theta.c[0], o3.c[0]
 
 
 def sample_dntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian") -> DNTKSample:
