@@ -1,12 +1,15 @@
-"""``perturb ntk-move`` — how far one gradient-descent step moves the NTK, at order 1/n (one input).
+"""``perturb ntk-move`` — how far gradient descent moves the NTK, at order 1/n (one input).
 
-    perturb ntk-move --activation tanh --cw 1 --cb 0 --widths 64,64,64 --x 1 --eta 0.1 [--y 0] --json
+    perturb ntk-move --activation tanh --cw 1 --cb 0 --widths 64,64,64 --x 1 --eta 0.1 [--y 0] [--steps T] --json
 
 prints ``{"ntk_mean": E Θ, "ntk_var": Var Θ, "dntk_z": E[z O3], "delta_ntk_step": E ΔΘ, ...}`` for
 one output neuron trained on the single sample (x, y) with loss ½(z − y)², NTK parameterisation
 (λ = C): E ΔΘ = −η E[z O3] + O(η²), E[z O3] = (P + 2Q)/n_L from the derived dNTK recursions
-(perturb.ntk.dntk).  The O(η²) term (ddNTK) is not included: the first-order value is what is
-printed, and ``"order_eta": 1`` says so.
+(perturb.ntk.dntk).  ``delta_ntk_step`` is the first-order value (``"order_eta": 1``); the η²
+coefficient of one step is ``eta2_step`` = ½(K + y²)(E[O4] − ½E[{Θ,Θ}]) from the derived ddNTK
+(perturb.ntk.ddntk; ``o4``, ``theta_theta``), and ``delta_ntk_run`` is E[Θ_∞ − Θ_0] over the whole
+converged run (``delta_ntk_steps`` after ``--steps T``), all at order 1/n
+(perturb.dynamics.ntk_run).  A run that does not converge (η Θ̄ ≥ 2) exits 2.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--eta", type=float, required=True, help="learning rate eta (> 0)")
     p.add_argument("--y", type=float, default=0.0, help="the target (default 0; the first-order change does "
                    "not depend on it)")
+    p.add_argument("--steps", type=int, default=None, help="also print delta_ntk_steps, E[Θ_T − Θ_0] after "
+                   "T GD steps (T >= 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -37,6 +42,7 @@ def run(args) -> int:
     import math
 
     from ..dynamics.ntk_move import ntk_move
+    from ..dynamics.ntk_run import ntk_run
     from ..errors import PerturbError
 
     if not (math.isfinite(args.eta) and args.eta > 0):
@@ -45,8 +51,15 @@ def run(args) -> int:
         raise PerturbError(f"--cw must be > 0, got {args.cw}")
     if args.cb < 0:
         raise PerturbError(f"--cb must be >= 0, got {args.cb}")
+    if args.steps is not None and args.steps < 1:
+        raise PerturbError(f"--steps must be an integer >= 1, got {args.steps}")
     mv = ntk_move(args.activation, args.widths, args.x, eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
-    out = {**mv.as_dict(), "order_eta": 1}
+    run_ = ntk_run(args.activation, args.widths, args.x, eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
+    out = {**mv.as_dict(), "order_eta": 1, "eta2_step": run_.eta2_step, "delta_ntk_run": run_.delta_ntk,
+           "o4": run_.o4, "theta_theta": run_.theta_theta}
+    if args.steps is not None:
+        out["delta_ntk_steps"] = run_.after(args.steps).delta_ntk
+        out["steps"] = args.steps
     if args.json:
         emit_json(out)
         return 0
@@ -56,4 +69,9 @@ def run(args) -> int:
     print(f"E[z O3]      = {mv.dntk_z:.10g}   ((P + 2Q)/n_L, P = {mv.P:.6g}, Q = {mv.Q:.6g})")
     print(f"E ΔΘ (1 step) = {mv.delta_ntk_step:.10g}   (−η E[z O3], first order in η; "
           f"relative {mv.relative_step:.3g})")
+    print(f"  + η² × {run_.eta2_step:.6g}   (½(K + y²)(E[O4] − ½E[{{Θ,Θ}}]), E[O4] = {run_.o4:.6g}, "
+          f"E[{{Θ,Θ}}] = {run_.theta_theta:.6g})")
+    if args.steps is not None:
+        print(f"E[Θ_T − Θ_0] after {args.steps} steps = {out['delta_ntk_steps']:.10g}")
+    print(f"E[Θ_∞ − Θ_0] (whole run) = {run_.delta_ntk:.10g}   (order 1/n; relative {run_.delta_ntk / mv.ntk_mean:.3g})")
     return 0
