@@ -287,3 +287,15 @@ def test_cli_run_keys(capsys):
 def test_cli_run_bad_input_exit_2(capsys, args, msg):
     status, _, err = _cli(capsys, "--activation", "tanh", "--widths", "8,8", "--x", "1", "--eta", "0.1", *args)
     assert status == 2 and msg in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_tour_section_quick(tmp_path):
+    import json
+
+    from perturb.tour import TourContext
+    from perturb.tour import s66_ntk_run as s
+
+    lines = s.run(TourContext(out=tmp_path, quick=True))
+    data = json.loads((tmp_path / "ntk_run.json").read_text())
+    assert [r["steps"] for r in data["trajectory"]] == list(s.STEPS) and any("converged" in ln for ln in lines)
