@@ -316,10 +316,21 @@ def sample_dntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str =
     >>> s.o3.shape
     (100,)
     """
+    return DNTKSample(*_sample_chunks(network_dntk, net, x, n_samples, seed, weight_law, "sample_dntk"))
+
+
+def _one_input(net, x, name: str):
     net = _check_network(net)
     X = _check_inputs(x, "x")
     if X.shape[0] != 1:
-        raise PerturbError(f"sample_dntk takes one input vector, got {X.shape[0]} inputs")
+        raise PerturbError(f"{name} takes one input vector, got {X.shape[0]} inputs")
+    return net, X
+
+
+def _sample_chunks(fn, net, x, n_samples, seed, weight_law, name: str) -> list[np.ndarray]:
+    """``fn(params, x, net)`` over the chunks of :func:`perturb.montecarlo.sample_outputs`
+    (chunk ``i`` from ``SeedSequence(seed, spawn_key=(i,))``), its outputs concatenated."""
+    net, X = _one_input(net, x, name)
     n_samples = _check_count(n_samples)
     seed = _check_seed(seed)
     law = _check_law(weight_law)
@@ -328,9 +339,21 @@ def sample_dntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str =
     for i in range(-(-n_samples // size)):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
         params = _draw_params(rng, net, X.shape[1], min(size, n_samples - i * size), law)
-        out.append(network_dntk(params, X[0], net))
-    z, theta, o3 = (np.concatenate(a) for a in zip(*out, strict=True))
-    return DNTKSample(z, theta, o3)
+        out.append(fn(params, X[0], net))
+    return [np.concatenate(a) for a in zip(*out, strict=True)]
+
+
+def _gd_batches(net, x, n_networks, batch, seed, name: str):
+    """Checked arguments and the batches of a GD measurement: yields ``(size, seed_i, params)``,
+    with ``params`` the very draw of ``train_gd(..., seed=seed_i, ensemble=size)``."""
+    net, X = _one_input(net, x, name)
+    n_networks = _check_count(n_networks, "n_networks")
+    batch = _check_count(batch, "batch")
+    seed = _check_seed(seed)
+    for i in range(-(-n_networks // batch)):
+        size = min(batch, n_networks - i * batch)
+        rng = np.random.default_rng(np.random.SeedSequence(seed + i))   # train_gd's draw
+        yield net, X, size, seed + i, _draw_params(rng, net, X.shape[1], size, "gaussian")
 
 
 # --------------------------------------------------------------------------- one GD step, measured
@@ -372,21 +395,12 @@ def measure_gd_step(net: Network, x, y: float, eta: float, n_networks: int, seed
     >>> m.delta_ntk.n
     400
     """
-    net = _check_network(net)
-    X = _check_inputs(x, "x")
-    if X.shape[0] != 1:
-        raise PerturbError(f"measure_gd_step takes one input vector, got {X.shape[0]} inputs")
     e = _check_eta(eta)
-    n_networks = _check_count(n_networks, "n_networks")
-    batch = _check_count(batch, "batch")
-    seed = _check_seed(seed)
     d1, slope, zo, curv = [], [], [], []
-    for i in range(-(-n_networks // batch)):
-        size = min(batch, n_networks - i * batch)
-        runs = [train_gd(net, X, [y], eta=h, steps=1, seed=seed + i, ensemble=size) for h in (e, 2 * e)]
+    for cnet, X, size, seed_i, params in _gd_batches(net, x, n_networks, batch, seed, "measure_gd_step"):
+        runs = [train_gd(cnet, X, [y], eta=h, steps=1, seed=seed_i, ensemble=size) for h in (e, 2 * e)]
         dth = [r.ntk_final[:, 0, 0] - r.ntk_initial[:, 0, 0] for r in runs]
-        rng = np.random.default_rng(np.random.SeedSequence(seed + i))   # train_gd's draw
-        z, theta, o3 = network_dntk(_draw_params(rng, net, X.shape[1], size, "gaussian"), X[0], net)
+        z, theta, o3 = network_dntk(params, X[0], cnet)
         if not np.allclose(theta, runs[0].ntk_initial[:, 0, 0], rtol=1e-10):  # pragma: no cover
             raise AssertionError("the networks differ from train_gd's draw")
         d1.append(dth[0])

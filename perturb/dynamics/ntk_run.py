@@ -54,18 +54,17 @@ import numpy as np
 
 from ..errors import PerturbError
 from ..montecarlo._estimators import Estimate, moment
-from ..montecarlo._simulate import (
-    _check_count,
-    _check_inputs,
-    _check_law,
-    _check_network,
-    _check_seed,
-    _draw_params,
-    chunk_size,
-)
 from ..montecarlo._train import train_gd
+from ..montecarlo._verdict import _num as _array
 from ..network import Network
-from .ntk_move import _activation_derivatives, _check_eta, _dntk_pass, _Jet
+from .ntk_move import (
+    _activation_derivatives,
+    _check_eta,
+    _dntk_pass,
+    _gd_batches,
+    _Jet,
+    _sample_chunks,
+)
 
 __all__ = ["DDNTKSample", "HierarchyPrediction", "NTKRun", "RunMeasurement", "geometric_sums",
            "hierarchy_prediction", "measure_gd_run", "network_ddntk", "ntk_run", "sample_ddntk"]
@@ -123,20 +122,7 @@ def sample_ddntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str 
     >>> s.o4.shape
     (100,)
     """
-    net = _check_network(net)
-    X = _check_inputs(x, "x")
-    if X.shape[0] != 1:
-        raise PerturbError(f"sample_ddntk takes one input vector, got {X.shape[0]} inputs")
-    n_samples = _check_count(n_samples)
-    seed = _check_seed(seed)
-    law = _check_law(weight_law)
-    size = chunk_size(net, X.shape[1])
-    out = []
-    for i in range(-(-n_samples // size)):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
-        params = _draw_params(rng, net, X.shape[1], min(size, n_samples - i * size), law)
-        out.append(network_ddntk(params, X[0], net))
-    return DDNTKSample(*(np.concatenate(a) for a in zip(*out, strict=True)))
+    return DDNTKSample(*_sample_chunks(network_ddntk, net, x, n_samples, seed, weight_law, "sample_ddntk"))
 
 
 # --------------------------------------------------------------------------- the truncated hierarchy
@@ -158,8 +144,8 @@ def geometric_sums(u, steps: int | None):
     = (s1² − s3)/2, q = 1 − u; ``steps=None`` is T → ∞ (needs 0 < u < 2).  Evaluated without
     cancellation near u → 0 and u → 2 (expm1/log1p).
 
-    >>> [float(v) for v in geometric_sums(0.5, None)]
-    [2.0, 1.3333333333333335, 1.3333333333333333]
+    >>> tuple(round(float(v), 6) for v in geometric_sums(0.5, None))      # 1/u, (s1² − s3)/2, 1/(u(2 − u))
+    (2.0, 1.333333, 1.333333)
     """
     u = np.asarray(u, dtype=float)
     if steps is None:
@@ -200,16 +186,6 @@ class HierarchyPrediction:
     o3_term: np.ndarray
     o4_term: np.ndarray
     g_term: np.ndarray
-
-
-def _array(a, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(a, dtype=float)
-    except (TypeError, ValueError):
-        raise PerturbError(f"{name} must be a number or an array of numbers, got {a!r}") from None
-    if not np.all(np.isfinite(arr)):
-        raise PerturbError(f"{name} contains NaN or inf")
-    return arr
 
 
 def hierarchy_prediction(z, ntk, o3, o4, g, y, eta, steps: int | None = None) -> HierarchyPrediction:
@@ -280,24 +256,15 @@ def measure_gd_run(net: Network, x, y: float, eta: float, steps: int, n_networks
     >>> m.difference.n
     200
     """
-    net = _check_network(net)
-    X = _check_inputs(x, "x")
-    if X.shape[0] != 1:
-        raise PerturbError(f"measure_gd_run takes one input vector, got {X.shape[0]} inputs")
     e = _check_eta(eta)
     yv = float(_array(y, "y"))
     T = _check_steps(steps, allow_none=False)
     if T < 1:
         raise PerturbError(f"steps must be >= 1 for a measured run, got {steps!r}")
-    n_networks = _check_count(n_networks, "n_networks")
-    batch = _check_count(batch, "batch")
-    seed = _check_seed(seed)
     cols, loss = [], 0.0
-    for i in range(-(-n_networks // batch)):
-        size = min(batch, n_networks - i * batch)
-        run = train_gd(net, X, [yv], eta=e, steps=T, seed=seed + i, ensemble=size)
-        rng = np.random.default_rng(np.random.SeedSequence(seed + i))   # train_gd's draw
-        z, theta, o3, o4, g, _ = network_ddntk(_draw_params(rng, net, X.shape[1], size, "gaussian"), X[0], net)
+    for cnet, X, size, seed_i, params in _gd_batches(net, x, n_networks, batch, seed, "measure_gd_run"):
+        run = train_gd(cnet, X, [yv], eta=e, steps=T, seed=seed_i, ensemble=size)
+        z, theta, o3, o4, g, _ = network_ddntk(params, X[0], cnet)
         if not np.allclose(theta, run.ntk_initial[:, 0, 0], rtol=1e-10):  # pragma: no cover
             raise AssertionError("the networks differ from train_gd's draw")
         actual = run.ntk_final[:, 0, 0] - theta
