@@ -370,7 +370,8 @@ class StepMeasurement:
         dntk_z: E[(z − y) O3] of the same networks (exact O3; for kinked σ the a.e. one):
             for smooth σ, ``slope`` estimates −``dntk_z``.
         eta2: the O(η²) coefficient of E[ΔΘ], (D(2η) − 2D(η))/(2η²) (error O(η)): the ddNTK
-            term ½E[(z − y)² gᵀ∇²Θ g], measured (it is not derived).
+            term ½E[(z − y)² gᵀ∇²Θ g], measured; derived at order 1/n as ``eta2_step`` of
+            :func:`perturb.dynamics.ntk_run.ntk_run`.
         eta, y: what was run; n: networks.
     """
 
