@@ -201,6 +201,18 @@ def test_whole_run_at_order_one_over_n_by_width_extrapolation(activation, L, y, 
     assert not verdict(64 * pred.o3_term, lim).passed
 
 
+@pytest.mark.slow
+def test_whole_run_at_fixed_width_with_y_zero():
+    # with y = 0 the O4 terms are weighted by K (not K + y²) and the O(n⁻²) corrections stay
+    # below the noise at n = 64: erf, L = 2, η = 0.6, 30 steps, 8000 networks (measured
+    # +0.023 ± 0.021 against −0.0005, ×1/n; the O3 term alone, +1.05, is rejected)
+    n, L, eta, T = 64, 2, 0.6, 30
+    m = measure_gd_run(Network("erf", widths=(n,) * L), [1.0], 0.0, eta, T, 8000, seed=7)
+    pred = ntk_run("erf", [n] * L, [1.0], eta=eta, y=0.0, steps=T)
+    assert_agrees(pred.delta_ntk, m.delta_ntk, label="E[Θ_T − Θ_0], erf n=64 L=2 y=0")
+    assert not verdict(pred.o3_term, m.delta_ntk).passed
+
+
 @pytest.mark.parametrize("L, y", [(3, 0.0), (2, 1.0)])
 def test_one_step_eta2_coefficient_against_gd(L, y):
     # measure_gd_step's (D(2η) − 2D(η))/(2η²) at η = 0.01 (bias O(η)) against the derived
