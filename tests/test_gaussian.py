@@ -238,3 +238,16 @@ def test_bad_covariances():
         expect_numeric(sp.tanh(z1) * sp.tanh(z2), np.array([[1.0, 2.0], [2.0, 1.0]]))
     with pytest.raises(PerturbError, match="unknown method"):
         expect(sp.tanh(Z), 1.0, method="magic")
+
+
+def test_heaviside_powers_reach_the_closed_form():
+    # H(u)^k = H(u) almost everywhere: the product must find the registered step–step kernel
+    # (arc-cosine J_0: (π − arccos ρ)/(2π)) instead of falling back to nested quadrature
+    from perturb.gaussian.dispatch import expect as _expect
+
+    K = np.array([[2.0, 1.2], [1.2, 2.0]])
+    want = (np.pi - np.arccos(0.6)) / (2 * np.pi)
+    z1, z2 = sp.symbols("z_1 z_2", real=True)
+    for f in (sp.Heaviside(z1) * sp.Heaviside(z2) ** 3, sp.Heaviside(z1) ** 2 * sp.Heaviside(z2) ** 2):
+        assert float(_expect(f, K, method="closed")) == pytest.approx(want, rel=1e-14)
+        assert float(_expect(f, K.tolist(), method="mpmath", dps=30)) == pytest.approx(want, rel=1e-14)

@@ -116,7 +116,7 @@ def expect(f, K, *, method: str = "auto", dps: int | None = None):
         from ..activations import _FUNCTIONS_IN_EXPRESSIONS
 
         f = sp.sympify(f, locals={"z": Z, **_FUNCTIONS_IN_EXPRESSIONS})
-    f = sp.sympify(f)
+    f = _heaviside_powers(sp.sympify(f))
     scalar = not any(s.name.startswith("z_") for s in f.free_symbols)
     if scalar:
         zs = (Z,)
@@ -154,6 +154,15 @@ def expect(f, K, *, method: str = "auto", dps: int | None = None):
     if m == 1 and Karr.size > INTERPOLATE_ABOVE:
         return expect_interpolated(f, Karr)
     return expect_numeric(f, K)
+
+
+def _heaviside_powers(f: sp.Expr) -> sp.Expr:
+    """H(u)^k → H(u) for integer k ≥ 1 (equal almost everywhere, so equal under a Gaussian), so
+    that products like H(z_1) H(z_2)^3 find the registered closed form of H(z_1) H(z_2)."""
+    if not f.has(sp.Heaviside):
+        return f
+    return f.replace(lambda e: e.is_Pow and isinstance(e.base, sp.Heaviside) and e.exp.is_integer
+                     and e.exp.is_positive, lambda e: e.base)
 
 
 def _clip_call(cf, a, b, c):
