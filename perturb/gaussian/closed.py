@@ -9,7 +9,11 @@ What has a closed form here:
 * products ``g(z_1) h(z_2)`` (or ``g(z) h(z)`` on the diagonal) where g and h are linear
   combinations of registered *primitives* — ``1, z, relu(±z), step(±z), erf(a z),
   exp(-a z²)`` (erf's derivative), ``sin(a z), cos(a z)`` — through the two-point kernel
-  registry :data:`PAIR_KERNELS` (REFERENCE §1: arc-cosine kernels, Williams' erf kernel, ...).
+  registry :data:`PAIR_KERNELS` (REFERENCE §1: arc-cosine kernels, Williams' erf kernel, ...);
+* products ``g(z_1) h(z_2)`` of two piecewise polynomials with their only kink at 0 (any powers
+  and products of z, relu, step, leaky ReLU, abs, sign, ...), the fallback when the registry has
+  no answer: sums of *orthant moments* ``E[z_1^p z_2^q 1{z_1 > 0} 1{z_2 > 0}]`` derived by
+  SymPy in polar coordinates (:func:`orthant_moment`).
 
 Everything is a SymPy expression in the covariance entries, so the same closed form serves
 symbolic derivations, compiled numpy and mpmath.  The registry is keyed by the unordered pair
@@ -26,6 +30,7 @@ of primitive kinds; :func:`register_pair_kernel` adds one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +40,7 @@ from ..activations import Z
 from .atom import integration_vars
 
 __all__ = ["Primitive", "PAIR_KERNELS", "register_pair_kernel", "closed_form", "decompose",
-           "pair_kernel_expr"]
+           "pair_kernel_expr", "orthant_moment", "orthant_expr"]
 
 _pi = sp.pi
 
@@ -320,6 +325,97 @@ def _piecewise_polynomial(f: sp.Expr, K) -> sp.Expr | None:
     return sp.simplify(total)
 
 
+# ---------------------------------------------------------------- orthant moments (kink at 0)
+# For (x_1, x_2) standard Gaussians of correlation ρ = cos θ₀ (θ₀ = arccos ρ ∈ [0, π]) write
+# x_1 = r cos φ, x_2 = r cos(φ − θ₀) (the Cholesky map x_2 = ρ u + √(1−ρ²) v in polar
+# coordinates of (u, v) ~ N(0, I)).  The orthant x_1 > 0, x_2 > 0 is φ ∈ (θ₀ − π/2, π/2), so
+#   m_{p,q}(ρ) = E[x_1^p x_2^q 1{x_1>0} 1{x_2>0}]
+#              = [∫_0^∞ r^{p+q+1} e^{-r²/2} dr / 2π] · ∫_{θ₀−π/2}^{π/2} cos^p φ cos^q(φ − θ₀) dφ,
+# the radial factor 2^{(p+q)/2} Γ((p+q)/2 + 1) / 2π.  The angular integral is done exactly on the
+# Laurent polynomial in w = e^{iφ} (cos φ = (w + 1/w)/2, cos(φ − θ₀) = (w ē + e/w)/2 with
+# e = e^{iθ₀} = ρ + i√(1−ρ²)): ∫ w^k dφ = w^k/(ik) (k ≠ 0), φ (k = 0), evaluated at w = i and
+# w = −i e.  Nothing printed is typed in: m_{0,0} = (π − θ₀)/2π and m_{1,1} = J_1/2π (the
+# step–step and relu–relu registry kernels) and Cho & Saul's J_2 come out (checked in
+# tests/test_gaussian_orthant.py).
+
+_RHO = sp.Symbol("rho_o", real=True)
+
+
+@functools.lru_cache(maxsize=None)
+def orthant_moment(p: int, q: int) -> sp.Expr:
+    """E[x_1^p x_2^q 1{x_1>0} 1{x_2>0}] for unit-variance Gaussians of correlation ``rho_o``.
+
+    >>> orthant_moment(0, 0)
+    (-acos(rho_o)/pi + 1)/2
+    """
+    if p < 0 or q < 0 or int(p) != p or int(q) != q:
+        raise ValueError(f"orthant moment orders must be integers >= 0, got ({p}, {q})")
+    w, th = sp.Symbol("w"), sp.Symbol("theta0", real=True)
+    sig = sp.Symbol("sigma_o", positive=True)          # √(1 − ρ²) = sin θ₀
+    e, ebar = _RHO + sp.I * sig, _RHO - sp.I * sig     # e^{±iθ₀}
+    laurent = sp.expand(((w + 1 / w) / 2) ** p * ((w * ebar + e / w) / 2) ** q)
+    angular = sp.S.Zero
+    for term in sp.Add.make_args(laurent):
+        coeff, k = term.as_coeff_exponent(w)
+        if k == 0:
+            angular += coeff * (_pi - th)
+        else:  # (-i e)^k = (i ē)^(-k) for k < 0, since e ē = 1
+            lower = (-sp.I * e) ** k if k > 0 else (sp.I * ebar) ** (-k)
+            angular += coeff * (sp.I ** k - lower) / (sp.I * k)
+    angular = sp.expand(angular)
+    # reduce sin²θ₀ = 1 − ρ² so the real part is unique, and check the imaginary part cancels
+    angular = _reduce_sigma(angular, sig)
+    re, im = sp.expand(sp.re(angular)), sp.expand(sp.im(angular))
+    if im != 0:
+        raise AssertionError(f"orthant moment ({p}, {q}): imaginary part {im} did not cancel")
+    radial = 2 ** sp.Rational(p + q, 2) * sp.gamma(sp.Rational(p + q, 2) + 1) / (2 * _pi)
+    out = radial * re.subs({th: sp.acos(_RHO), sig: sp.sqrt(1 - _RHO ** 2)})
+    return sp.factor_terms(sp.expand(out))
+
+
+def _reduce_sigma(expr: sp.Expr, sig: sp.Symbol) -> sp.Expr:
+    """Replace σ^n by σ^(n mod 2) (1 − ρ²)^(n // 2) in a polynomial in σ."""
+    poly = sp.Poly(expr, sig)
+    return sp.expand(sum(c * sig ** (n % 2) * (1 - _RHO ** 2) ** (n // 2) for (n,), c in poly.terms()))
+
+
+def _branches(g: sp.Expr, u: sp.Symbol) -> dict[int, sp.Poly] | None:
+    """g(s t) for t > 0 as a polynomial in t, per side s = ±1; None unless g is a piecewise
+    polynomial with its only kink at 0."""
+    if g.atoms(sp.core.function.AppliedUndef) or g.has(sp.DiracDelta):
+        return None
+    t = sp.Symbol("t", positive=True)
+    out = {}
+    for s in (1, -1):
+        branch = sp.expand(g.subs(u, s * t))
+        if not branch.is_polynomial(t):
+            return None
+        out[s] = sp.Poly(branch, t)
+    return out
+
+
+def orthant_expr(g: sp.Expr, h: sp.Expr, a, b, c) -> sp.Expr | None:
+    """E[g(u_1) h(u_2)], (u_1, u_2) ~ N(0, [[a, c], [c, b]]), for g, h expressions in Z that are
+    piecewise polynomials with their only kink at 0; None otherwise.
+
+    Σ over the orthants (s_1, s_2) ∈ {±1}²: (s_1 u_1, s_2 u_2) has covariance (a, b, s_1 s_2 c),
+    so each side's branch (a polynomial in t = s u > 0) pairs with the orthant moments
+    ``a^(p/2) b^(q/2) m_{p,q}(s_1 s_2 ρ)``.
+    """
+    bg, bh = _branches(g, Z), _branches(h, Z)
+    if bg is None or bh is None:
+        return None
+    rho = c / sp.sqrt(a * b)
+    total = sp.S.Zero
+    for s1, pg in bg.items():
+        for s2, ph in bh.items():
+            for (p,), cg in pg.terms():
+                for (q,), ch in ph.terms():
+                    m = orthant_moment(p, q).subs(_RHO, s1 * s2 * rho)
+                    total += cg * ch * a ** sp.Rational(p, 2) * b ** sp.Rational(q, 2) * m
+    return total
+
+
 def _split_product(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     """f = g * h with g, h each a factor built of primitives (for <g h>_K on the diagonal)."""
     if isinstance(f, sp.Pow) and f.exp == 2:
@@ -386,5 +482,6 @@ def closed_form(f: sp.Expr, K) -> sp.Expr | None:
     rho = sp.Symbol("rho_")
     expr = pair_kernel_expr(g.subs(z1, Z), h.subs(z2, Z), a, b, rho)
     if expr is None:
-        return None
+        expr = orthant_expr(g.subs(z1, Z), h.subs(z2, Z), a, b, c)
+        return None if expr is None else const * expr
     return const * expr.subs(rho, c / sp.sqrt(a * b))
