@@ -163,18 +163,10 @@ def test_stein_identity_on_tiny_linear_networks():
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli(capsys, *args):
-    from perturb.cli import main
-
-    status = main(["ntk-move", *args])
-    out = capsys.readouterr()
-    return status, out.out, out.err
-
-
-def test_cli_json_contract(capsys):
+def test_cli_json_contract(ntk_move_cli):
     import json
 
-    status, stdout, err = _cli(capsys, "--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "10,10",
+    status, stdout, err = ntk_move_cli("--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "10,10",
                                "--x", "1", "--eta", "0.1", "--y", "0.3", "--json")
     assert status == 0, err
     out = json.loads(stdout)
@@ -188,11 +180,11 @@ def test_cli_json_contract(capsys):
 
 @pytest.mark.parametrize("args, msg", [(["--eta", "0"], "eta"), (["--eta", "-0.5"], "eta"),
                                        (["--cw", "-1"], "cw"), (["--x", "0"], "non-zero")])
-def test_cli_bad_input_exit_2(capsys, args, msg):
+def test_cli_bad_input_exit_2(ntk_move_cli, args, msg):
     base = {"--activation": "tanh", "--widths": "8", "--x": "1", "--eta": "0.1"}
     for i in range(0, len(args), 2):
         base[args[i]] = args[i + 1]
-    status, _, err = _cli(capsys, *[t for kv in base.items() for t in kv])
+    status, _, err = ntk_move_cli(*[t for kv in base.items() for t in kv])
     assert status == 2 and msg in err and "Traceback" not in err
 
 

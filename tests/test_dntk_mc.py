@@ -40,7 +40,7 @@ def test_one_gd_step_moves_the_ntk_by_minus_eta_z_dntk():
     pred = ntk_move("tanh", [32, 32], [1.0], eta=1.0, y=0.5, C_W=1.5, C_b=0.1)
     assert abs(m.slope.value) > 10 * m.slope.stderr
     assert_agrees(pred.delta_ntk_step, m.slope, label="dE[ΔΘ]/dη at η → 0, tanh n=32 L=2")
-    # the O(η²) term (ddNTK, not derived) is resolved: (D(2η) − 2D(η))/(2η²) is many standard
+    # the O(η²) term (the ddNTK, tests/test_ntk_run.py) is resolved: (D(2η) − 2D(η))/(2η²) is many standard
     # errors from 0, so E[ΔΘ] at η = 0.05 is first order only up to a measured η² correction
     assert abs(m.eta2.value) > 10 * m.eta2.stderr
 

@@ -266,18 +266,10 @@ def test_ntk_run_refuses_a_run_that_does_not_converge():
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli(capsys, *args):
-    from perturb.cli import main
-
-    status = main(["ntk-move", *args])
-    out = capsys.readouterr()
-    return status, out.out, out.err
-
-
-def test_cli_run_keys(capsys):
+def test_cli_run_keys(ntk_move_cli):
     import json
 
-    status, stdout, err = _cli(capsys, "--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "10,10",
+    status, stdout, err = ntk_move_cli("--activation", "relu", "--cw", "2", "--cb", "0", "--widths", "10,10",
                                "--x", "1", "--eta", "0.1", "--y", "0.3", "--steps", "1", "--json")
     assert status == 0, err
     out = json.loads(stdout)
@@ -294,11 +286,37 @@ def test_cli_run_keys(capsys):
     assert out["delta_ntk_run"] == pytest.approx(closed, rel=1e-9)
 
 
-@pytest.mark.parametrize("args, msg", [(["--eta", "3"], "does not converge: η Θ = 2.349"),
-                                       (["--steps", "0"], "--steps must be an integer >= 1")])
-def test_cli_run_bad_input_exit_2(capsys, args, msg):
-    status, _, err = _cli(capsys, "--activation", "tanh", "--widths", "8,8", "--x", "1", "--eta", "0.1", *args)
-    assert status == 2 and msg in err and "Traceback" not in err
+def test_cli_run_bad_input_exit_2(ntk_move_cli):
+    status, _, err = ntk_move_cli("--activation", "tanh", "--widths", "8,8", "--x", "1", "--eta", "0.1",
+                                  "--steps", "0")
+    assert status == 2 and "--steps must be an integer >= 1" in err and "Traceback" not in err
+
+
+def test_cli_run_that_does_not_converge_keeps_the_one_step_values(ntk_move_cli):
+    import json
+
+    base = ("--activation", "tanh", "--widths", "8,8", "--x", "1", "--json")
+    status, stdout, err = ntk_move_cli(*base, "--eta", "3")
+    assert status == 0 and "does not converge" in err and "η Θ" not in stdout
+    out = json.loads(stdout)
+    assert out["delta_ntk_run"] is None and out["run_converges"] is False and out["kink_step"] is None
+    _, small, _ = ntk_move_cli(*base, "--eta", "0.3")
+    ref = json.loads(small)
+    assert ref["run_converges"] is True
+    for key in ("dntk_z", "eta2_step", "o4", "theta_theta"):     # η-independent coefficients
+        assert out[key] == pytest.approx(ref[key], rel=1e-12)
+    assert out["delta_ntk_step"] == pytest.approx(10 * ref["delta_ntk_step"], rel=1e-12)
+
+
+def test_cli_kink_step_for_piecewise_linear(ntk_move_cli):
+    import json
+
+    from perturb.dynamics.kinks import kink_drift
+
+    _, stdout, _ = ntk_move_cli("--activation", "relu", "--cw", "2", "--widths", "64,64", "--x", "1",
+                                "--eta", "0.1", "--json")
+    assert json.loads(stdout)["kink_step"] == pytest.approx(0.1 * kink_drift("relu", [64, 64], [1.0]).total,
+                                                            rel=1e-12)
 
 
 @pytest.mark.slow

@@ -9,7 +9,10 @@ one output neuron trained on the single sample (x, y) with loss ½(z − y)², N
 coefficient of one step is ``eta2_step`` = ½(K + y²)(E[O4] − ½E[{Θ,Θ}]) from the derived ddNTK
 (perturb.ntk.ddntk; ``o4``, ``theta_theta``), and ``delta_ntk_run`` is E[Θ_∞ − Θ_0] over the whole
 converged run (``delta_ntk_steps`` after ``--steps T``), all at order 1/n
-(perturb.dynamics.ntk_run).  A run that does not converge (η Θ̄ ≥ 2) exits 2.
+(perturb.dynamics.ntk_run).  If the run does not converge (η Θ̄ ≥ 2) ``delta_ntk_run`` is null and
+``run_converges`` false (the one-step values stand).  For piecewise-linear σ (ReLU, leaky ReLU,
+abs) ``kink_step`` is the O(η/√n) kink-crossing drift of one step (perturb.dynamics.kinks), to be
+added to ``delta_ntk_step``; null for smooth σ.
 """
 
 from __future__ import annotations
@@ -38,8 +41,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _kink_step(args):
+    """η × the kink-crossing drift for piecewise-linear σ (perturb.dynamics.kinks), else None."""
+    from ..dynamics.kinks import kink_drift, kink_slopes
+    from ..errors import PerturbError
+
+    try:
+        kink_slopes(args.activation)
+    except PerturbError:
+        return None
+    return args.eta * kink_drift(args.activation, args.widths, args.x, y=args.y, C_W=args.cw, C_b=args.cb).total
+
+
 def run(args) -> int:
     import math
+    import sys
 
     from ..dynamics.ntk_move import ntk_move
     from ..dynamics.ntk_run import ntk_run
@@ -54,9 +70,19 @@ def run(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise PerturbError(f"--steps must be an integer >= 1, got {args.steps}")
     mv = ntk_move(args.activation, args.widths, args.x, eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
-    run_ = ntk_run(args.activation, args.widths, args.x, eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
-    out = {**mv.as_dict(), "order_eta": 1, "eta2_step": run_.eta2_step, "delta_ntk_run": run_.delta_ntk,
-           "o4": run_.o4, "theta_theta": run_.theta_theta}
+    kw = dict(eta=args.eta, y=args.y, C_W=args.cw, C_b=args.cb)
+    # the one-step coefficients do not need a converging run; the whole run does (0 < η Θ̄ < 2)
+    run_ = ntk_run(args.activation, args.widths, args.x, steps=1, **kw)
+    converges = 0 < args.eta * run_.ntk_inf < 2
+    if converges:
+        run_ = run_.after(None)
+    kink = _kink_step(args)
+    out = {**mv.as_dict(), "order_eta": 1, "eta2_step": run_.eta2_step,
+           "delta_ntk_run": run_.delta_ntk if converges else None, "run_converges": converges,
+           "o4": run_.o4, "theta_theta": run_.theta_theta, "kink_step": kink}
+    if not converges:
+        print(f"note: eta * Θ = {args.eta * run_.ntk_inf:.6g} >= 2: gradient descent does not converge, "
+              "so delta_ntk_run is null (the one-step values stand)", file=sys.stderr)
     if args.steps is not None:
         out["delta_ntk_steps"] = run_.after(args.steps).delta_ntk
         out["steps"] = args.steps
@@ -73,5 +99,9 @@ def run(args) -> int:
           f"E[{{Θ,Θ}}] = {run_.theta_theta:.6g})")
     if args.steps is not None:
         print(f"E[Θ_T − Θ_0] after {args.steps} steps = {out['delta_ntk_steps']:.10g}")
-    print(f"E[Θ_∞ − Θ_0] (whole run) = {run_.delta_ntk:.10g}   (order 1/n; relative {run_.delta_ntk / mv.ntk_mean:.3g})")
+    if kink is not None:
+        print(f"kink crossings (1 step) = {kink:.10g}   (O(η/√n), perturb.dynamics.kinks; add to E ΔΘ)")
+    if converges:
+        print(f"E[Θ_∞ − Θ_0] (whole run) = {run_.delta_ntk:.10g}   (order 1/n; relative "
+              f"{run_.delta_ntk / mv.ntk_mean:.3g})")
     return 0
