@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..activations import Z
+from ..errors import PerturbError
 from .atom import integration_vars
 
 __all__ = ["Primitive", "PAIR_KERNELS", "register_pair_kernel", "closed_form", "decompose",
@@ -341,7 +342,7 @@ def _piecewise_polynomial(f: sp.Expr, K) -> sp.Expr | None:
 _RHO = sp.Symbol("rho_o", real=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def orthant_moment(p: int, q: int) -> sp.Expr:
     """E[x_1^p x_2^q 1{x_1>0} 1{x_2>0}] for unit-variance Gaussians of correlation ``rho_o``.
 
@@ -349,7 +350,7 @@ def orthant_moment(p: int, q: int) -> sp.Expr:
     (-acos(rho_o)/pi + 1)/2
     """
     if p < 0 or q < 0 or int(p) != p or int(q) != q:
-        raise ValueError(f"orthant moment orders must be integers >= 0, got ({p}, {q})")
+        raise PerturbError(f"orthant moment orders must be integers >= 0, got ({p}, {q})")
     w, th = sp.Symbol("w"), sp.Symbol("theta0", real=True)
     sig = sp.Symbol("sigma_o", positive=True)          # √(1 − ρ²) = sin θ₀
     e, ebar = _RHO + sp.I * sig, _RHO - sp.I * sig     # e^{±iθ₀}
