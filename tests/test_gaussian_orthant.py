@@ -129,6 +129,8 @@ def _mp_reference(g, h, a, b, rho, dps=30):
                                          (mpmath.mpf(0) if x < 0 else h0)}, "mpmath"])
         a, b, rho = (mpmath.mpf(v) for v in (a, b, rho))
         s = mpmath.sqrt(1 - rho**2)
+        coeff_fns = {sgn: {k: sp.lambdify((mu, sig), cf, modules="mpmath") for (k,), cf in poly.terms()}
+                     for sgn, poly in sides.items()}
 
         def upper(k, tt):
             phi = mpmath.npdf(tt)
@@ -144,10 +146,8 @@ def _mp_reference(g, h, a, b, rho, dps=30):
             m, sd = mpmath.sqrt(b) * rho * x, mpmath.sqrt(b) * s
             tt = -m / sd
             total = mpmath.mpf(0)
-            for sgn, poly in sides.items():
-                coeffs = {k: mpmath.mpf(sp.N(cf.subs({mu: sp.Float(str(m), dps + 10),
-                                                       sig: sp.Float(str(sd), dps + 10)}), dps + 10))
-                          for (k,), cf in poly.terms()}
+            for sgn, fns in coeff_fns.items():
+                coeffs = {k: fn(m, sd) for k, fn in fns.items()}
                 kmax = max(coeffs, default=0)
                 T, M = upper(kmax, tt), moments(kmax)
                 for k, cf in coeffs.items():
