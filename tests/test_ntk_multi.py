@@ -14,12 +14,15 @@ Independent checks:
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 
+import mpmath
 import numpy as np
 import pytest
+import sympy as sp
 
 from perturb.cli import main
 from perturb.errors import PerturbError
@@ -388,3 +391,62 @@ def test_tour_section_runs_quick(tmp_path):
     row = next(r for r in data["rows"] if r["quantity"] == "Var Θ_12")
     assert row["mc"][0] / row["mc"][1] > 5                  # resolved from the infinite-width 0
     assert verdict(row["order1"], Estimate(row["mc"][0], row["mc"][1], data["samples"])).passed
+
+
+# ----------------------------------------------------------------------------- high precision and exact
+
+
+def test_deep_linear_exact_fold_equals_the_wishart_moments_exactly():
+    # the same hand-derived Wick/Wishart moments as above, now compared as exact rationals
+    from perturb.ntk.multi import ntk_statistics_multi_exact
+
+    C, lam, n1, n2 = sp.Rational(13, 10), sp.Rational(7, 10), 17, 29
+    X = [[1, sp.Rational(3, 10), sp.Rational(-1, 5)], [sp.Rational(1, 10), sp.Rational(-4, 5), sp.Rational(1, 2)]]
+    G = sp.Matrix(X) * sp.Matrix(X).T / 3
+    st = ntk_statistics_multi_exact("linear", [n1, n2], X, C_W=C, C_b=0, lambda_W=lam, lambda_b=0)
+    for a, b, c, d in itertools.product(range(2), repeat=4):
+        pair, diag = G[a, c] * G[b, d] + G[a, d] * G[b, c], G[a, b] * G[c, d]
+        want = lam**2 * C**4 * ((pair + 8 * diag) / n2 + (4 * pair + 2 * diag) / n1)
+        assert sp.simplify(st.cov[a, b, c, d] - want) == 0
+        assert st.mean[a, b] == 3 * lam * C**2 * G[a, b]
+
+
+@pytest.mark.parametrize("widths", [[8], pytest.param([8, 12], marks=pytest.mark.slow)])
+def test_relu_exact_fold_against_50_digit_mpmath(widths):
+    # inputs exactly representable in binary, so the float path sees the same numbers
+    from perturb.ntk.multi import ntk_statistics_multi_exact
+
+    X = [[1, 0], [sp.Rational(1, 2), sp.Rational(3, 4)]]
+    ex = ntk_statistics_multi_exact("relu", widths, X, C_W=2, C_b=0)
+    mp = ntk_statistics_multi("relu", widths, [[1.0, 0.0], [0.5, 0.75]], C_W=2.0, C_b=0.0, dps=50)
+    nu = ntk_statistics_multi("relu", widths, [[1.0, 0.0], [0.5, 0.75]], C_W=2.0, C_b=0.0)
+    with mpmath.workdps(60):          # the exact expressions evaluated at 60 digits
+        for idx in ((0, 1, 0, 1), (0, 0, 1, 1), (0, 1, 1, 1), (1, 1, 1, 1)):
+            e = sp.lambdify([], ex.cov[idx], "mpmath", cse=True)()
+            assert abs(e - mp.cov[idx]) <= mpmath.mpf("1e-45") * abs(mp.cov[idx])
+            assert float(e) == pytest.approx(nu.cov[idx], rel=1e-13)
+        assert abs(sp.lambdify([], ex.mean[0, 1], "mpmath", cse=True)() - mp.mean[0, 1]) < mpmath.mpf("1e-45")
+
+
+@pytest.mark.slow
+def test_tanh_dps_agrees_with_numpy_and_converges_in_digits():
+    X = [[1.0, 0.0], [0.6, 0.8]]
+    a = ntk_statistics_multi("tanh", [50, 60], X, C_W=1.2, C_b=0.1)
+    b = ntk_statistics_multi("tanh", [50, 60], X, C_W=1.2, C_b=0.1, dps=30)
+    c = ntk_statistics_multi("tanh", [50, 60], X, C_W=1.2, C_b=0.1, dps=45)
+    scale = np.max(np.abs(a.cov))
+    for idx in itertools.product(range(2), repeat=4):
+        assert abs(float(b.cov[idx]) - a.cov[idx]) < 1e-12 * scale
+        assert abs(b.cov[idx] - c.cov[idx]) < mpmath.mpf("1e-27") * scale
+
+
+def test_cli_inputs_dps(tmp_path, capsys):
+    f = tmp_path / "X.json"
+    f.write_text("[[1, 0], [0.5, 0.75]]")
+    rc, out, err = _cli(capsys, "ntk-stats", "--activation", "relu", "--cw", "2", "--widths", "8,12",
+                        "--inputs", str(f), "--dps", "30", "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    mp = ntk_statistics_multi("relu", [8, 12], [[1.0, 0.0], [0.5, 0.75]], C_W=2.0, dps=30)
+    assert res["cov"][0][1][0][1] == mpmath.nstr(mp.cov[0, 1, 0, 1], 30)
+    assert isinstance(res["mean"][0][1], str) and len(res["mean"][0][1]) > 25

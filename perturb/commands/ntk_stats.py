@@ -11,7 +11,7 @@ D-digit strings); ``--order`` other than 1 is refused (exit 2).
 
 with a JSON list of N = 1..3 input vectors (as ``perturb kernel``) prints ``{"mean": [[E Θ_αβ]],
 "var": [[Var Θ_αβ]], "cov": [[[[Cov(Θ_αβ, Θ_γδ)]]]]}`` (N×N, N×N, N×N×N×N; the several-input
-map of perturb.ntk.derive_multi, numpy only).
+map of perturb.ntk.derive_multi; with ``--dps D`` in mpmath, D-digit strings).
 """
 
 from __future__ import annotations
@@ -74,21 +74,18 @@ def run(args) -> int:
 
 
 def _run_inputs(args) -> int:
-    from ..errors import PerturbError
     from ..ntk.multi import ntk_statistics_multi
     from .kernel import _read_inputs
 
-    if args.dps is not None:
-        raise PerturbError("--dps is not offered with --inputs (the several-input statistics are numpy only)")
     X = _read_inputs(args.inputs)
-    st = ntk_statistics_multi(args.activation, args.widths, X, C_W=args.cw, C_b=args.cb)
+    st = ntk_statistics_multi(args.activation, args.widths, X, C_W=args.cw, C_b=args.cb, dps=args.dps)
     if args.json:
-        emit_json(st.as_dict())
+        emit_json(st.as_dict(), args.dps)
         return 0
     N = X.shape[0]
     print(f"{args.activation}, C_W = {args.cw:g}, C_b = {args.cb:g}, widths {args.widths}, {N} inputs")
     for a in range(N):
         for b in range(a, N):
-            print(f"Θ_{a + 1}{b + 1}: H = {st.H[a, b]:.10g}   E Θ = {st.mean[a, b]:.10g}   "
-                  f"Var Θ = {st.var[a, b]:.6g}")
+            print(f"Θ_{a + 1}{b + 1}: H = {float(st.H[a, b]):.10g}   E Θ = {float(st.mean[a, b]):.10g}   "
+                  f"Var Θ = {float(st.var[a, b]):.6g}")
     return 0

@@ -37,6 +37,7 @@ import sympy as sp
 from ..activations import get_activation
 from ..compile import compile_expr
 from ..errors import PerturbError
+from ..finite.chain import _closed_atoms
 from ..gaussian import expect
 from ..gaussian.atom import GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
@@ -44,7 +45,7 @@ from ..montecarlo._simulate import _check_inputs
 from .chain import _check_order, _check_widths, _layer_params
 from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
 
-__all__ = ["NTKMultiStatistics", "ntk_statistics_multi", "MIN_EIGEN_RATIO"]
+__all__ = ["NTKMultiStatistics", "ntk_statistics_multi", "ntk_statistics_multi_exact", "MIN_EIGEN_RATIO"]
 
 _ALL = ("K", "H", *STAT_NAMES_MULTI)
 
@@ -133,17 +134,22 @@ def _compiled_atoms(activation_name: str, N: int):
     return fn, atoms
 
 
-def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str) -> list[float]:
-    """Numbers for the atoms at the numeric kernel (sub-covariances as the atoms marginalise)."""
+def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str, dps: int | None = None) -> list:
+    """Numbers for the atoms at the numeric kernel (sub-covariances as the atoms marginalise);
+    with ``dps``, mpmath values (closed forms where registered, else the high-precision rules)."""
     sub = {Ksyms[p]: Kvals[p] for p in Ksyms}
     vals = []
     for a in atoms:
         f, cov = a.args
         if isinstance(cov, sp.MatrixBase):
-            num = np.array([[sub[cov[i, j]] for j in range(cov.shape[1])] for i in range(cov.shape[0])])
+            rows = [[sub[cov[i, j]] for j in range(cov.shape[1])] for i in range(cov.shape[0])]
+            num = rows if dps else np.array(rows)
         else:
             num = sub[cov]
-        vals.append(float(expect(f, num, method=method)))
+        if dps:
+            vals.append(expect(f, num, method="mpmath", dps=dps + 5))
+        else:
+            vals.append(float(expect(f, num, method=method)))
     return vals
 
 
@@ -180,7 +186,8 @@ def _check_kernel(Kvals: dict, N: int, ell: int) -> None:
 
 
 def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0.0, lambda_W=None,
-                         lambda_b=None, order: int = 1, method: str = "auto") -> NTKMultiStatistics:
+                         lambda_b=None, order: int = 1, method: str = "auto",
+                         dps: int | None = None) -> NTKMultiStatistics:
     """Order-1/n NTK statistics of one output at N inputs (rows of X), by folding the derived map.
 
     Args:
@@ -191,12 +198,16 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
             parameterisation).
         order: must be 1.
         method: atom evaluation (``"auto"``, ``"closed"``, ``"quad"``).
+        dps: evaluate with mpmath at this many digits (atoms by closed forms where registered,
+            else the lattice/Mehler rules of :mod:`perturb.gaussian.precise`; ~0.3 s per
+            two-variable atom at 30 digits, ~55 atoms per layer for N = 2); the arrays then hold
+            ``mpmath.mpf``.
 
     The derivation is cached per N (N = 2: ~10 s the first time in a process; N = 3: ~20 min),
-    the compiled map per (activation, N).  numpy only (no ``dps``): the map has K⁻¹ up to the
-    fourth power, so kernels with eigenvalue ratio below :data:`MIN_EIGEN_RATIO` (inputs closer
-    than about 3.6°, correlation above 0.998, at some layer) are refused rather than returned
-    with amplified quadrature and rounding errors.
+    the compiled map per (activation, N).  The map has K⁻¹ up to the fourth power, so kernels
+    with eigenvalue ratio below :data:`MIN_EIGEN_RATIO` (inputs closer than about 3.6°,
+    correlation above 0.998, at some layer) are refused rather than returned with amplified
+    quadrature and rounding errors (in float64; ``dps`` does not lift the refusal).
     """
     _check_order(order)
     ws = _check_widths(widths)
@@ -208,48 +219,64 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
         if any(np.ndim(v) or isinstance(v, (sp.Basic, mpmath.mpf)) for v in seq):
             raise PerturbError(f"{name} must be plain numbers (one per layer) for several inputs, got {seq!r}")
     cw, cb, lw, lb = ([float(v) for v in seq] for seq in (cw, cb, lw, lb))
+    if dps is not None:
+        dps = _check_dps(dps)
+        num = mpmath.mpf
+        with mpmath.workdps(dps + 10):
+            cw, cb, lw, lb = ([num(v) for v in seq] for seq in (cw, cb, lw, lb))
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics_multi needs a concrete activation (relu, tanh, gelu, ...)")
     pairs = [(a, b) for a in range(N) for b in range(a, N)]
-    gram = {p: float(Xa[p[0]] @ Xa[p[1]]) / n0 for p in pairs}
-    state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
-             "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+    if dps:
+        with mpmath.workdps(dps + 10):
+            gram = {p: mpmath.fsum(mpmath.mpf(u) * mpmath.mpf(v) for u, v in zip(Xa[p[0]], Xa[p[1]], strict=True))
+                    / n0 for p in pairs}
+            state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
+                     "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+    else:
+        gram = {p: float(Xa[p[0]] @ Xa[p[1]]) / n0 for p in pairs}
+        state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs},
+                 "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
     _check_kernel(state["K"], N, 1)          # before the (cached, seconds-long) derivation
     mm, keys, fn, okeys, ofn, _ = _compiled_generic(N)
     afn, atoms = _compiled_atoms(act.name, N)
     y = mm.syms
+    call = functools.partial(_call_mp, dps=dps + 10) if dps else _call
+    zero = mpmath.mpf(0) if dps else 0.0
     for name in STAT_NAMES_MULTI:
-        state[name] = {k: 0.0 for k in getattr(y, name)}
+        state[name] = {k: zero for k in getattr(y, name)}
     layers = [state]
     for ell in range(1, len(ws) + 2):
         _check_kernel(state["K"], N, ell)
-        concrete = _atom_values(atoms, y.K, state["K"], method)
-        vals = _call(afn, [state["K"][p] for p in pairs] + concrete, ell)
+        concrete = _atom_values(atoms, y.K, state["K"], method, dps)
+        vals = call(afn, [state["K"][p] for p in pairs] + concrete, ell)
         if ell == len(ws) + 1:
             break
         # layer ℓ -> ℓ+1: width n_ℓ, the C's of layer ℓ+1
-        r = ws[ell - 1] / ws[ell - 2] if ell > 1 else 1.0
-        res = _call(fn, _args(y, state, cw[ell], cb[ell], lw[ell], lb[ell], r) + vals, ell + 1)
+        r = (mpmath.mpf(ws[ell - 1]) / ws[ell - 2] if dps else ws[ell - 1] / ws[ell - 2]) if ell > 1 else zero + 1
+        res = call(fn, _args(y, state, cw[ell], cb[ell], lw[ell], lb[ell], r) + vals, ell + 1)
         state = {name: {} for name in _ALL}
         for (name, k), v in zip(keys, res, strict=True):
-            state[name][k] = float(v)
+            state[name][k] = v if dps else float(v)
         layers.append(state)
     # one output neuron of layer L+1 from the last state (its statistics normalised by n_L)
-    parts = dict(zip(okeys, _call(ofn, _args(y, state, cw[-1], cb[-1], lw[-1], lb[-1], 1.0) + vals, L1),
+    parts = dict(zip(okeys, call(ofn, _args(y, state, cw[-1], cb[-1], lw[-1], lb[-1], zero + 1) + vals, L1),
                      strict=True))
-    n_L = float(ws[-1])
-    mean, mean_z, Kout, Hout = (np.empty((N, N)) for _ in range(4))
-    cov, cov_z = np.empty((N,) * 4), np.empty((N,) * 4)
-    for a, b in itertools.product(range(N), repeat=2):
-        p = (min(a, b), max(a, b))
-        mean[a, b] = parts[("mean", p, 0)] + parts[("mean", p, 1)] / n_L
-        mean_z[a, b] = parts[("mean_z", p, 0)] + parts[("mean_z", p, 1)] / n_L
-        Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
-        for c, d in itertools.product(range(N), repeat=2):
-            q = (min(c, d), max(c, d))
-            cov[a, b, c, d] = parts[("cov", (p, q))] / n_L
-            cov_z[a, b, c, d] = parts[("cov_z", (p, q))] / n_L
+    n_L = mpmath.mpf(ws[-1]) if dps else float(ws[-1])
+    dtype = object if dps else float
+    mean, mean_z, Kout, Hout = (np.empty((N, N), dtype=dtype) for _ in range(4))
+    cov, cov_z = np.empty((N,) * 4, dtype=dtype), np.empty((N,) * 4, dtype=dtype)
+    with mpmath.workdps((dps or 15) + 10):        # the mpf arithmetic below at the working precision
+        for a, b in itertools.product(range(N), repeat=2):
+            p = (min(a, b), max(a, b))
+            mean[a, b] = parts[("mean", p, 0)] + parts[("mean", p, 1)] / n_L
+            mean_z[a, b] = parts[("mean_z", p, 0)] + parts[("mean_z", p, 1)] / n_L
+            Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
+            for c, d in itertools.product(range(N), repeat=2):
+                q = (min(c, d), max(c, d))
+                cov[a, b, c, d] = parts[("cov", (p, q))] / n_L
+                cov_z[a, b, c, d] = parts[("cov_z", (p, q))] / n_L
     return NTKMultiStatistics(ws, Xa, Hout, Kout, mean, cov, mean_z, cov_z, layers)
 
 
@@ -266,8 +293,122 @@ def _call(fn, args, layer: int):
     return res
 
 
+def _call_mp(fn, args, layer: int, *, dps: int):
+    """Evaluate a compiled tuple with mpmath at ``dps`` digits; refuse non-finite values."""
+    with mpmath.workdps(dps):
+        try:
+            res = [+v for v in fn.mp_function(*args)]
+        except ZeroDivisionError:
+            raise PerturbError(f"layer {layer}: the NTK statistics divide by zero; check the parameters") from None
+    if not all(mpmath.isfinite(v) for v in res):
+        raise PerturbError(f"layer {layer}: NTK statistics not finite (divergent Gaussian integral?)")
+    return res
+
+
+def _check_dps(dps) -> int:
+    if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)) or not 15 <= dps <= 200:
+        raise PerturbError(f"dps must be an integer from 15 to 200, got {dps!r}")
+    return int(dps)
+
+
 def _args(y, state, cw, cb, lw, lb, r) -> list:
     out = [*(state["K"][p] for p in y.K), *(state["H"][p] for p in y.H), cw, cb, lw, lb, r]
     for name in STAT_NAMES_MULTI:
         out += [state[name][k] for k in getattr(y, name)]
     return out
+
+
+# --------------------------------------------------------------------------- exact SymPy fold
+
+
+@functools.lru_cache(maxsize=16)
+def _exact_exprs(activation_name: str, N: int):
+    """The derived map and output formulas with every atom replaced by its closed form."""
+    act = get_activation(activation_name)
+    mm = derive_ntk_multi_map(N)
+    out = derive_ntk_output(N)
+    generic = set()
+    for name in _ALL:
+        for e in mm.exprs[name].values():
+            generic |= e.atoms(GaussianExpectation)
+    for part in out.values():
+        for v in part.values():
+            for e in (v if isinstance(v, tuple) else (v,)):
+                generic |= e.atoms(GaussianExpectation)
+    try:
+        rep = {g: _closed_atoms(substitute_activation(g, act)) for g in generic}
+    except PerturbError as exc:
+        raise PerturbError(f"{exc} (ntk_statistics_multi, numeric or with dps, needs none)") from None
+    exprs = {name: {k: e.xreplace(rep) for k, e in mm.exprs[name].items()} for name in _ALL}
+    outs = {name: {k: tuple(e.xreplace(rep) for e in v) if isinstance(v, tuple) else v.xreplace(rep)
+                   for k, v in part.items()} for name, part in out.items()}
+    return mm, exprs, outs
+
+
+def _tidy_exact(e: sp.Expr) -> sp.Expr:
+    """Rational expressions are cancelled; with arccos/sqrt (ReLU) the tree is kept as it is:
+    ``sp.simplify`` on nested arc-cosines takes minutes per entry and changes nothing exact."""
+    return sp.cancel(e) if not e.atoms(sp.Function) and not e.has(sp.Pow) else e
+
+
+def ntk_statistics_multi_exact(activation, widths: Sequence, X, *, C_W=1, C_b=0, lambda_W=None,
+                               lambda_b=None) -> NTKMultiStatistics:
+    """The several-input fold in exact SymPy arithmetic (every atom needs a closed form: ReLU,
+    leaky ReLU, abs, linear, erf, ...).  Inputs and parameters are taken as exact rationals
+    (``sympy.nsimplify``); widths may be integers or symbols.  Returns sympy Matrices/arrays of
+    exact expressions (object arrays) in the same fields as :func:`ntk_statistics_multi`.
+
+    >>> st = ntk_statistics_multi_exact("linear", [4], [[1, 0], [0, 1]], C_W=1, C_b=0)
+    >>> st.mean[0, 1], st.cov[0, 0, 1, 1]
+    (0, 1/8)
+    """
+    act = get_activation(activation)
+    if act.is_generic:
+        raise PerturbError("ntk_statistics_multi_exact needs a concrete activation (relu, linear, ...)")
+    if not isinstance(widths, Sequence) or not len(widths):
+        raise PerturbError(f"widths must be a non-empty list, got {widths!r}")
+    ws = tuple(sp.sympify(w) for w in widths)
+    for w in ws:
+        if w.is_number and not (w.is_integer and w >= 1):
+            raise PerturbError(f"widths must be integers >= 1 (or symbols), got {w}")
+    rows = [[sp.nsimplify(v) for v in row] for row in (X if np.ndim(X) == 2 else [X])]
+    N, n0 = len(rows), len(rows[0])
+    if N > MAX_INPUTS or any(len(r) != n0 for r in rows):
+        raise PerturbError(f"X must be an N × n0 array with N <= {MAX_INPUTS}, got {X!r}")
+    _check_X(np.array([[float(v) for v in r] for r in rows]))
+    L1 = len(ws) + 1
+    cw, cb, lw, lb = ([sp.nsimplify(v) for v in seq] for seq in _layer_params(L1, C_W, C_b, lambda_W, lambda_b))
+    mm, exprs, outs = _exact_exprs(act.name, N)
+    y = mm.syms
+    pairs = [(a, b) for a in range(N) for b in range(a, N)]
+    gram = {p: sum(u * v for u, v in zip(rows[p[0]], rows[p[1]], strict=True)) / n0 for p in pairs}
+    state = {"K": {p: cb[0] + cw[0] * gram[p] for p in pairs}, "H": {p: lb[0] + lw[0] * gram[p] for p in pairs}}
+    for name in STAT_NAMES_MULTI:
+        state[name] = {k: sp.S.Zero for k in getattr(y, name)}
+    layers = [state]
+
+    def sub_for(st, ell, r):
+        return dict(zip(y.args(), _args(y, st, cw[ell], cb[ell], lw[ell], lb[ell], r), strict=True))
+
+    for ell in range(1, L1):
+        _check_kernel({p: float(v) for p, v in state["K"].items()}, N, ell)
+        r = ws[ell - 1] / ws[ell - 2] if ell > 1 else sp.S.One
+        sub = sub_for(state, ell, r)
+        state = {name: {k: _tidy_exact(e.xreplace(sub)) for k, e in exprs[name].items()} for name in _ALL}
+        layers.append(state)
+    sub = sub_for(state, L1 - 1, sp.S.One)
+    n_L = ws[-1]
+    mean, mean_z, Kout, Hout = (np.empty((N, N), dtype=object) for _ in range(4))
+    cov, cov_z = np.empty((N,) * 4, dtype=object), np.empty((N,) * 4, dtype=object)
+    for a, b in itertools.product(range(N), repeat=2):
+        p = (min(a, b), max(a, b))
+        c0, c1 = (e.xreplace(sub) for e in outs["mean"][p])
+        mean[a, b] = _tidy_exact(c0 + c1 / n_L)
+        c0, c1 = (e.xreplace(sub) for e in outs["mean_z"][p])
+        mean_z[a, b] = _tidy_exact(c0 + c1 / n_L)
+        Kout[a, b], Hout[a, b] = state["K"][p], state["H"][p]
+        for c, d in itertools.product(range(N), repeat=2):
+            q = (min(c, d), max(c, d))
+            cov[a, b, c, d] = _tidy_exact(outs["cov"][(p, q)].xreplace(sub) / n_L)
+            cov_z[a, b, c, d] = _tidy_exact(outs["cov_z"][(p, q)].xreplace(sub) / n_L)
+    return NTKMultiStatistics(ws, np.array(rows, dtype=object), Hout, Kout, mean, cov, mean_z, cov_z, layers)
