@@ -30,6 +30,7 @@ from perturb.gaussian.atom import atom_canonical
 from perturb.montecarlo import (
     Estimate,
     assert_agrees,
+    extrapolate_in_width,
     joint_cumulant,
     moment,
     sample_ntk,
@@ -352,15 +353,6 @@ def test_monte_carlo_tanh_mean_shift_resolved():
     assert_agrees(_prediction(st), _estimates(th, z))
 
 
-def _fit_intercept(ns, ys, ses):
-    """Weighted least squares y = c0 + c1/n; returns Estimate of c0 (the n → ∞ coefficient)."""
-    A = np.column_stack([np.ones(len(ns)), 1 / np.asarray(ns, float)])
-    w = 1 / np.asarray(ses) ** 2
-    cov = np.linalg.inv(A.T @ (A * w[:, None]))
-    c = cov @ (A.T @ (w * np.asarray(ys)))
-    return float(c[0]), float(np.sqrt(cov[0, 0]))
-
-
 @pytest.mark.slow
 def test_monte_carlo_relu_width_extrapolation():
     """ReLU (critical, L = 2): n × (Var Θ_12, Cov(Θ_11, Θ_22), Cov(z_1 z_2, Θ_12)) measured at
@@ -376,9 +368,7 @@ def test_monte_carlo_relu_width_extrapolation():
         e = _estimates(th, z)
         ys.append(n * e.value[1:])
         ses.append(n * e.stderr[1:])
-    ys, ses = np.array(ys), np.array(ses)
-    fits = [_fit_intercept(ns, ys[:, k], ses[:, k]) for k in range(3)]
-    est = Estimate(np.array([f[0] for f in fits]), np.array([f[1] for f in fits]), S)
+    est = extrapolate_in_width(ns, [Estimate(y, se, S) for y, se in zip(ys, ses, strict=True)], degree=1)
     assert_agrees(coeff, est)
 
 

@@ -28,7 +28,7 @@ from perturb.dynamics.ntk_run import (
     sample_ddntk,
 )
 from perturb.errors import PerturbError
-from perturb.montecarlo import Estimate, assert_agrees, moment, verdict
+from perturb.montecarlo import assert_agrees, extrapolate_in_width, moment, verdict
 from perturb.montecarlo._simulate import _draw_params
 from perturb.network import Network
 
@@ -169,11 +169,7 @@ def test_hierarchy_against_gradient_descent_of_real_networks():
 def _order_one_over_n(ns, ests):
     """lim n·E(n) from three widths, assuming n·E(n) = a + b/n + c/n² (a series in 1/n at fixed
     depth, smooth σ): the exact quadratic extrapolation to 1/n = 0, as an :class:`Estimate`."""
-    x = 1.0 / np.asarray(ns, dtype=float)
-    w = np.array([np.prod([x[j] / (x[j] - x[i]) for j in range(3) if j != i]) for i in range(3)])
-    val = sum(wi * n * float(e.value) for wi, n, e in zip(w, ns, ests))
-    err = float(np.sqrt(sum((wi * n * float(e.stderr)) ** 2 for wi, n, e in zip(w, ns, ests))))
-    return Estimate(val, err, sum(e.n for e in ests), min(e.dof for e in ests))
+    return extrapolate_in_width(ns, ests, times_n=True)
 
 
 @pytest.mark.slow
