@@ -46,6 +46,7 @@ from ..activations import Z, get_activation
 from ..errors import PerturbError
 from ..gaussian import expect
 from ..ntk.chain import _per_layer, ntk_statistics
+from .ntk_move import check_target
 
 __all__ = ["KinkDrift", "kink_drift", "kink_slopes"]
 
@@ -107,12 +108,7 @@ def kink_drift(activation, widths: Sequence[int], x, *, y: float = 0.0, C_W=2.0,
     is the target.  See the module docstring for the derivation.
     """
     s_lo, s_hi = kink_slopes(activation)
-    try:
-        y = float(y)
-    except (TypeError, ValueError):
-        raise PerturbError(f"y must be a number, got {y!r}") from None
-    if not math.isfinite(y):
-        raise PerturbError(f"y must be finite, got {y!r}")
+    y = check_target(y)
     st = ntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W, lambda_b=lambda_b)
     ws = st.widths
     L = len(ws)

@@ -96,6 +96,17 @@ def _check_eta(eta) -> float:
     return e
 
 
+def check_target(y) -> float:
+    """The training target y as a finite float (clear error otherwise)."""
+    try:
+        yv = float(y)
+    except (TypeError, ValueError):
+        raise PerturbError(f"y must be a number, got {y!r}") from None
+    if not math.isfinite(yv):
+        raise PerturbError(f"y must be finite, got {y!r}")
+    return yv
+
+
 def ntk_move(activation, widths: Sequence[int], x, *, eta: float, y: float = 0.0, C_W=1.0, C_b=0.0,
              lambda_W=None, lambda_b=None) -> NTKMove:
     """Order-1/n predictions for how far one GD step moves the NTK (see the module docstring).
@@ -112,12 +123,7 @@ def ntk_move(activation, widths: Sequence[int], x, *, eta: float, y: float = 0.0
     from ..ntk.dntk import dntk_statistics
 
     e = _check_eta(eta)
-    try:
-        yv = float(y)
-    except (TypeError, ValueError):
-        raise PerturbError(f"y must be a number, got {y!r}") from None
-    if not math.isfinite(yv):
-        raise PerturbError(f"y must be finite, got {y!r}")
+    yv = check_target(y)
     st = dntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W, lambda_b=lambda_b)
     zo = float(st.z_dntk)
     mean = float(st.ntk.mean)

@@ -145,6 +145,14 @@ def ntk_recursions(activation="generic") -> dict[str, sp.Expr]:
 # --------------------------------------------------------------------------- checks
 
 
+def require_finite(state: dict, layer: int) -> None:
+    """Refuse a layer whose statistics are not finite (never return a silent NaN)."""
+    bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise PerturbError(f"layer {layer}: {', '.join(bad)} not finite (divergent Gaussian integral or overflow "
+                           "for these parameters)")
+
+
 def _per_layer(value, n: int, name: str, *, strict: bool = False) -> list:
     if isinstance(value, (str, bytes)):
         raise PerturbError(f"{name} must be a number or one number per layer, got {value!r}")
@@ -271,10 +279,7 @@ def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, la
             args = [state["K"], state["H"], cw[ell], cb[ell], lw[ell], lb[ell], r,
                     *[state[s] for s in STAT_NAMES], *vals]
             state = {k: np.asarray(fns[k](*args), dtype=float) for k in _ALL}
-            bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
-            if bad:
-                raise PerturbError(f"layer {ell + 1}: {', '.join(bad)} not finite (divergent Gaussian "
-                                   "integral or overflow for these parameters)")
+            require_finite(state, ell + 1)
         for k in _ALL:
             layers[k].append(state[k])
     if dps:

@@ -61,7 +61,7 @@ from ..errors import PerturbError
 from ..gaussian import expect
 from ..gaussian.atom import E, GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
-from .chain import _per_layer, closed_atoms
+from .chain import _per_layer, closed_atoms, require_finite
 from .dntk import DNTKStatistics, dntk_statistics, dntk_statistics_exact
 
 __all__ = ["DDNTK_NAMES", "DDNTKLayerMap", "DDNTKStatistics", "ddntk_statistics", "ddntk_statistics_exact",
@@ -634,10 +634,7 @@ def ddntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, 
             args = [*incoming, *[state[k] for k in DDNTK_NAMES], np.asarray(cw[ell], float),
                     np.asarray(lw[ell], float), r, *atoms]
             state = {k: np.asarray(fns[k](*args), dtype=float)[()] for k in DDNTK_NAMES}
-            bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
-            if bad:
-                raise PerturbError(f"layer {ell + 1}: {', '.join(bad)} not finite (divergent Gaussian integral "
-                                   "or overflow)")
+            require_finite(state, ell + 1)
         for k in DDNTK_NAMES:
             layers[k].append(state[k])
     return DDNTKStatistics(dn, layers)
