@@ -328,18 +328,17 @@ def ntk_run(activation, widths: Sequence[int], x, *, eta: float, y: float = 0.0,
         eta: learning rate (> 0); y: the target.
         steps: T, or ``None`` for the converged run (needs 0 < η Θ̄ < 2).
     """
-    from ..ntk.dntk import dntk_statistics
+    from ..ntk.ddntk import ddntk_statistics
 
     e = _check_eta(eta)
     yv = float(_array(y, "y"))
     T = _check_steps(steps)
-    st = dntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W, lambda_b=lambda_b)
+    # one fold: the ddNTK statistics carry the dNTK and NTK statistics they were built on
+    dd = ddntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W, lambda_b=lambda_b)
+    st = dd.dntk
     H, K, zo = float(st.ntk.H), float(st.ntk.K), float(st.z_dntk)
     if T is None and not 0 < e * H < 2:
         raise PerturbError(_no_convergence(e * H))
-    from ..ntk.ddntk import ddntk_statistics
-
-    dd = ddntk_statistics(activation, widths, x, C_W=C_W, C_b=C_b, lambda_W=lambda_W, lambda_b=lambda_b)
     return _assemble(H, K, zo, float(dd.o4), float(dd.tt), e, yv, T)
 
 

@@ -527,10 +527,8 @@ def derive_ddntk_layer_map() -> DDNTKLayerMap:
 
 # --------------------------------------------------------------------------- folds
 
-_IN_ORDER = ("K", "H", "B", "F", "P", "Q")
-
-
-def _args(rec: DDNTKLayerMap) -> list:
+def _args() -> list:
+    """Argument order of the compiled layer map (before the atoms)."""
     return [K, H, B, F, P, Q, *[STATS_IN[n] for n in DDNTK_NAMES], CW_S, LAM_W, R_SYM]
 
 
@@ -590,7 +588,7 @@ def _activation_exprs(activation):
 def _compiled(activation_name: str):
     rec, exprs, atoms = _activation_exprs(activation_name)
     leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
-    fns = {k: compile_expr(e.xreplace(dict(zip(atoms, leaves, strict=True))), _args(rec) + leaves)
+    fns = {k: compile_expr(e.xreplace(dict(zip(atoms, leaves, strict=True))), _args() + leaves)
            for k, e in exprs.items()}
     return [a.args[0] for a in atoms], fns
 
