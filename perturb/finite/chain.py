@@ -244,7 +244,7 @@ class FiniteWidth:
                 for s in atom.free_symbols:
                     if s in by_symbol:
                         deps.add(by_symbol[s])
-            for d in deps:
+            for d in sorted(deps, key=repr):  # a set: sorted so the graph (and derivation pages) do not depend on PYTHONHASHSEED
                 if d != node:
                     g.add_edge(d, node)
                     if "expr" not in g.nodes[d]:
