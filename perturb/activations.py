@@ -32,15 +32,10 @@ from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    implicit_multiplication_application,
-    parse_expr,
-    standard_transformations,
-)
 
 from .compile import Compiled, compile_expr
 from .errors import PerturbError
+from .safeparse import MATH_FUNCTIONS, parse_expression, parse_number
 
 __all__ = [
     "Z",
@@ -245,7 +240,6 @@ def _build(name: str, expr: sp.Expr) -> Activation:
 
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*(:.*)?$")
-_TRANSFORMS = standard_transformations + (convert_xor, implicit_multiplication_application)
 
 
 def get_activation(spec: str | Activation) -> Activation:
@@ -269,11 +263,9 @@ def get_activation(spec: str | Activation) -> Activation:
         if param:
             if base not in _HAS_PARAM:
                 raise PerturbError(f"activation '{base}' takes no parameter (got '{spec}')")
-            try:
-                # decimals are exact rationals ("0.1" is 1/10): symbolic results stay exact
-                value = sp.Rational(param)
-            except (TypeError, ValueError, sp.SympifyError):
-                raise PerturbError(f"bad parameter '{param}' for activation '{base}'") from None
+            # decimals are exact rationals ("0.1" is 1/10): symbolic results stay exact; the text is
+            # parsed by the whitelist parser (a bounded number, never evaluated as Python)
+            value = parse_number(param, what=f"parameter of activation '{base}'")
             return _build(spec, sp.sympify(_REGISTRY[base](value)))
         return _build(base, sp.sympify(_REGISTRY[base]()))
     if _NAME_RE.match(spec) and base != "z" and base.lower() not in _SYMPY_NAMES:
@@ -281,11 +273,11 @@ def get_activation(spec: str | Activation) -> Activation:
             f"unknown activation '{spec}'; valid names: {', '.join(activation_names())}; "
             "or a SymPy expression in z such as 'z*tanh(z)'"
         )
-    try:
-        local = {"z": Z, **_FUNCTIONS_IN_EXPRESSIONS}
-        expr = parse_expr(spec, local_dict=local, transformations=_TRANSFORMS)
-    except (SyntaxError, TypeError, ValueError, sp.SympifyError, Exception) as exc:  # noqa: BLE001
-        raise PerturbError(f"cannot parse activation expression '{spec}': {exc}") from None
+    # whitelist parse (perturb.safeparse): numbers, z, pi, E, + - * / ** and named functions only;
+    # other names become plain symbols that _build then refuses ("free symbols")
+    expr = parse_expression(spec, symbols={"z": Z, "pi": sp.pi, "E": sp.E},
+                            functions={**MATH_FUNCTIONS, **_FUNCTIONS_IN_EXPRESSIONS},
+                            implicit=True, unknown_symbols=True, what="activation expression")
     if not isinstance(expr, sp.Expr):
         raise PerturbError(f"activation '{spec}' is not an expression in z")
     return _build(spec, expr)

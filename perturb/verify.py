@@ -33,17 +33,12 @@ from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    implicit_multiplication_application,
-    parse_expr,
-    standard_transformations,
-)
 
 from .activations import SIGMA, Z, get_activation
 from .errors import PerturbError
 from .gaussian import E, evaluate
 from .gaussian.atom import GaussianExpectation
+from .safeparse import MATH_FUNCTIONS, parse_expression
 
 __all__ = ["QUANTITIES", "ORDER_QUANTITIES", "OrderVerification", "verify_order_claim", "parse_order_claim", "ClaimParseError", "Verification", "parse_claim", "verify_claim", "latex_to_sympy"]
 
@@ -92,12 +87,24 @@ def latex_to_sympy(tex: str) -> str:
     >>> latex_to_sympy(r"C_W^2 \\langle \\sigma^4 \\rangle_K + r \\chi^2 V")
     'C_W**(2)  E((  s **(4) ))  + r  chi **(2) V'
     """
+    depth = 0
+    for ch in tex:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise ClaimParseError("malformed LaTeX in the claim: unbalanced braces { }")
     s = tex
     for pat, rep in _LATEX_RULES:
         s = re.sub(pat, rep, s)
     s = re.sub(r"\\langle(.*?)\\rangle_\{?K\}?", r" E((\1)) ", s)
     for _ in range(5):
         s = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", s)
+    if "\\frac" in s:
+        raise ClaimParseError("malformed LaTeX in the claim: \\frac needs two braced arguments, \\frac{a}{b} "
+                              "(nested at most 5 deep)")
+    if "\\langle" in s or "\\rangle" in s:
+        raise ClaimParseError("malformed LaTeX in the claim: write an expectation as \\langle ... \\rangle_K")
     s = re.sub(r"\^\{([^{}]*)\}", r"**(\1)", s)
     s = re.sub(r"\^(\w)", r"**(\1)", s)
     s = s.replace("{", "(").replace("}", ")")
@@ -107,6 +114,15 @@ def latex_to_sympy(tex: str) -> str:
         raise ClaimParseError(f"unsupported LaTeX command '{cmd}' in the claim; "
                               "supported: \\frac, \\langle..\\rangle_K, \\sigma, \\sigma', \\chi, \\chi_\\perp, \\cdot, ^")
     return s
+
+
+def _parse_safely(src: str, names: dict, functions: dict, is_latex: bool) -> sp.Expr:
+    """The claim through the whitelist parser (perturb.safeparse): never evaluated as Python.
+
+    Names outside ``names`` become plain symbols, reported by the caller with the known ones.
+    """
+    return parse_expression(src, symbols=names, functions=functions, implicit=is_latex, unknown_symbols=True,
+                            what="claim", error=ClaimParseError)
 
 
 def parse_claim(text: str, quantity: str = "V") -> sp.Expr:
@@ -135,11 +151,8 @@ def parse_claim(text: str, quantity: str = "V") -> sp.Expr:
     local = dict(syms)
     local.update({"E": Efun, "s": SIGMA(Z), "ds": sp.Derivative(SIGMA(Z), Z), "z": Z, "sigma": SIGMA,
                   "n_prev": sp.Symbol("n_prev", positive=True), "n": sp.Symbol("n", positive=True)})
-    try:
-        extra = (convert_xor, implicit_multiplication_application) if is_latex else (convert_xor,)
-        expr = parse_expr(src, local_dict=local, transformations=standard_transformations + extra)
-    except (SyntaxError, TypeError, ValueError, sp.SympifyError, PerturbError) as exc:
-        raise ClaimParseError(f"cannot parse the claim: {exc}") from None
+    funcs = {**MATH_FUNCTIONS, "E": local.pop("E"), "sigma": local.pop("sigma")}
+    expr = _parse_safely(src, {**local, "pi": sp.pi}, funcs, is_latex)
     if not isinstance(expr, sp.Expr):
         raise ClaimParseError(f"the claim is not an expression: {expr}")
     known = set(syms.values()) | {Z, local["n"], local["n_prev"]}
@@ -379,11 +392,7 @@ def parse_order_claim(text: str, depth: int) -> sp.Expr:
             raise ClaimParseError(f"cannot parse the claim at position {col}: {exc.msg}\n  {src.strip()}\n  "
                                   f"{' ' * (col - 1)}^") from None
     syms = _order_symbols(depth)
-    try:
-        extra = (convert_xor, implicit_multiplication_application) if is_latex else (convert_xor,)
-        expr = parse_expr(src, local_dict=dict(syms), transformations=standard_transformations + extra)
-    except (SyntaxError, TypeError, ValueError, sp.SympifyError, PerturbError) as exc:
-        raise ClaimParseError(f"cannot parse the claim: {exc}") from None
+    expr = _parse_safely(src, {**syms, "pi": sp.pi, "E": sp.E}, MATH_FUNCTIONS, is_latex)
     if not isinstance(expr, sp.Expr):
         raise ClaimParseError(f"the claim is not an expression: {expr}")
     known = set(syms.values())

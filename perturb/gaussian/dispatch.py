@@ -114,8 +114,11 @@ def expect(f, K, *, method: str = "auto", dps: int | None = None):
         raise PerturbError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
     if isinstance(f, str):
         from ..activations import _FUNCTIONS_IN_EXPRESSIONS
+        from ..safeparse import MATH_FUNCTIONS, parse_expression
 
-        f = sp.sympify(f, locals={"z": Z, **_FUNCTIONS_IN_EXPRESSIONS})
+        # a string is data: the whitelist parser, never sympify (which evaluates Python)
+        f = parse_expression(f, symbols={"z": Z, "pi": sp.pi, "E": sp.E},
+                             functions={**MATH_FUNCTIONS, **_FUNCTIONS_IN_EXPRESSIONS}, unknown_symbols=True)
     f = _heaviside_powers(sp.sympify(f))
     scalar = not any(s.name.startswith("z_") for s in f.free_symbols)
     if scalar:
