@@ -1,4 +1,4 @@
-"""Signal propagation: fixed points, criticality, depth scales, universality classes (REFERENCE §2).
+"""Signal propagation: fixed points, criticality, depth scales, universality classes (docs/reference.md §2).
 
 The length map ``q ↦ C_b + C_W <σ²>_q`` and, at its fixed point ``q*``, the correlation map
 ``c ↦ (C_b + C_W <σ(u_1)σ(u_2)>_{q*[[1,c],[c,1]]}) / q*`` of [SPK] and [PDLT ch. 5]:
@@ -623,7 +623,7 @@ def critical_line(activation, C_b) -> tuple[np.ndarray, np.ndarray]:
     """The χ_⊥ = 1 boundary: (C_W, K*) at each C_b (float64, arrays; NaN where there is none).
 
     >>> cw, q = critical_line("tanh", [0.0, 0.05])
-    >>> [round(float(v), 7) for v in cw], [round(float(v), 7) for v in q]      # REFERENCE §2
+    >>> [round(float(v), 7) for v in cw], [round(float(v), 7) for v in q]      # docs/reference.md §2
     ([1.0, 1.7609546], [0.0, 0.5700479])
     """
     act = _act(activation)
@@ -649,7 +649,7 @@ def critical_point(activation, C_b: float = 0.0, *, dps: int | None = None) -> C
     C_W = 1/<σ'²>_{q}; with ``dps`` the root is polished by ``mpmath.findroot``.
 
     >>> cp = critical_point("tanh", 0.3, dps=20)
-    >>> mpmath.nstr(cp.C_W, 9), mpmath.nstr(cp.K_star, 9)       # REFERENCE §2
+    >>> mpmath.nstr(cp.C_W, 9), mpmath.nstr(cp.K_star, 9)       # docs/reference.md §2
     ('2.50512719', '1.46116945')
     """
     act = _act(activation)

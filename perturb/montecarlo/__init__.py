@@ -1,6 +1,6 @@
 """The Monte Carlo laboratory: real finite-width random networks, estimators, verdicts.
 
-Simulation uses explicit weight matrices and biases (REFERENCE §0) — never the conditional
+Simulation uses explicit weight matrices and biases (docs/conventions.md) — never the conditional
 Gaussian structure that the theory being tested relies on.  Estimators return
 :class:`Estimate` (value, stderr, n, dof); :func:`verdict` / :func:`assert_agrees` is the one
 rule for comparing any prediction with an estimate.

@@ -3,7 +3,7 @@
 Nothing here uses the theory being tested: every network is drawn as explicit weight matrices
 W^{(ℓ)} (shape n_ℓ × n_{ℓ−1}, iid with variance C_W^{(ℓ)}/n_{ℓ−1}) and bias vectors
 b^{(ℓ)} ~ N(0, C_b^{(ℓ)}), and the forward pass is z^{(1)} = b^{(1)} + W^{(1)} x,
-z^{(ℓ+1)} = b^{(ℓ+1)} + W^{(ℓ+1)} σ(z^{(ℓ)}) (REFERENCE §0).  Only one output neuron is drawn
+z^{(ℓ+1)} = b^{(ℓ+1)} + W^{(ℓ+1)} σ(z^{(ℓ)}) (docs/conventions.md).  Only one output neuron is drawn
 (the output layer's other neurons are independent of it and irrelevant to its statistics).
 
 Many networks are simulated at once as stacked tensors ``(B, n_out, n_in)``.  The samples are

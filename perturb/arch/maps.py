@@ -1,0 +1,226 @@
+"""Layer kernel maps on pixel-pair kernels (infinite width, NTK parameterisation).
+
+At infinite width the pre-activations of one channel are a centred Gaussian field over
+(input α, position p); its law is the pair kernel ``K_{αβ}(p, p')``, held as an array of shape
+``(n_α, n_β, *S, *S)`` (``full``) or, when no pooling needs different positions, its pixel
+diagonal ``K_{αβ}(p, p)`` of shape ``(n_α, n_β, *S)`` (``diag``).  With ``Θ`` the NTK, area
+``|F|`` of the filter ``F``, and the NTK parameterisation (``λ_W = C_W``, ``λ_b = C_b``):
+
+* dense (channel axis):  ``K' = C_b + C_W K``,  ``Θ' = K' + C_W Θ``;
+* conv:  ``K'(p, p') = C_b + (C_W/|F|) Σ_{d ∈ F} K(p+d, p'+d)`` (zero outside the input:
+  SAME padding), ``Θ' = K' + (C_W/|F|) Σ_d Θ(p+d, p'+d)``  — the same shift on both positions,
+  so diagonals map to diagonals, and the sum separates into one shifted sum per axis;
+* act:  ``K' = <σ(u)σ(v)>``,  ``Θ' = <σ'(u)σ'(v)> Θ``, ``(u, v) ~ N(0, [[K(p,p), K(p,p')], [·, K(p',p')]])``
+  (the two-point maps of :mod:`perturb.infinite`: arc-cosine kernels, the closed-form registry,
+  or the checked Chebyshev interpolant of Mehler's series);
+* avg_pool (window ``w``, stride ``w``): ``K'(P, P') = |w|⁻² Σ_{p ∈ P, p' ∈ P'} K(p, p')``;
+* global_avg_pool: the mean of ``K(p, p')`` over all pairs; flatten: the mean of ``K(p, p)``;
+* residual ``x + f(x)``: ``K' = K + K_f``, ``Θ' = Θ + Θ_f`` (``f`` ends with fresh weights, so the
+  cross-covariance of ``x`` and ``f(x)`` vanishes).
+
+All linear maps work on float arrays and on object arrays of ``mpf`` alike (the ``--dps``
+path); the spatial axes are the trailing ones, so the same code serves any number of leading
+input axes.
+
+>>> import numpy as np
+>>> K = np.ones((1, 1, 4, 4))                 # one input pair, 4 positions, constant kernel
+>>> float(patch_sum(K, (3,), "SAME", full=True)[0, 0, 0, 0])   # corner: 2 of 3 taps inside
+0.6666666666666666
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import PerturbError
+from ..gaussian import expect
+from ..infinite import _engine, _relu_pair_terms
+
+__all__ = ["patch_sum", "pool_window", "global_mean", "flatten_mean", "direct", "act_pair", "act_embedded"]
+
+
+def _pads(k: int, padding: str) -> tuple[int, int]:
+    if padding == "VALID":
+        return 0, 0
+    lo = (k - 1) // 2                     # XLA / neural-tangents SAME padding, stride 1
+    return lo, k - 1 - lo
+
+
+def patch_sum(M, filt: tuple[int, ...], padding: str, *, full: bool):
+    """``(1/|F|) Σ_{d ∈ F} M(p+d, p'+d)`` over the trailing spatial axes (zero outside the input)."""
+    d = len(filt)
+    out = M
+    for k_axis, k in enumerate(filt):
+        if k == 1:
+            continue
+        axes = (out.ndim - (2 if full else 1) * d + k_axis,) + ((out.ndim - d + k_axis,) if full else ())
+        lo, hi = _pads(k, padding)
+        if lo or hi:
+            width = [(0, 0)] * out.ndim
+            for ax in axes:
+                width[ax] = (lo, hi)
+            src = np.pad(out, width)
+        else:
+            src = out
+        n_out = out.shape[axes[0]] + lo + hi - k + 1
+        acc = None
+        for t in range(k):
+            sl = [slice(None)] * out.ndim
+            for ax in axes:
+                sl[ax] = slice(t, t + n_out)
+            view = src[tuple(sl)]
+            if acc is None:
+                acc = view.copy()
+            else:
+                acc += view
+        out = acc
+    area = math.prod(filt)
+    if out is M:
+        out = M.copy()
+    if out.dtype == object:
+        import mpmath
+
+        return out * (mpmath.mpf(1) / area)
+    out *= 1.0 / area
+    return out
+
+
+def pool_window(M, window: tuple[int, ...], *, full: bool):
+    """``|w|⁻² Σ_{p ∈ P, p' ∈ P'} M(p, p')`` over non-overlapping windows (VALID, stride = window)."""
+    if not full:
+        raise PerturbError("avg_pool needs the full pixel-pair kernel")      # planned by the fold
+    d = len(window)
+    out = M
+    for k_axis, w in enumerate(window):
+        if w == 1:
+            continue
+        for ax in (out.ndim - 2 * d + k_axis, out.ndim - d + k_axis):
+            n_out = out.shape[ax] // w
+            acc = None
+            for t in range(w):
+                sl = [slice(None)] * out.ndim
+                sl[ax] = slice(t, t + w * (n_out - 1) + 1, w)
+                view = out[tuple(sl)]
+                acc = view.copy() if acc is None else acc.__iadd__(view)
+            out = acc
+    area = math.prod(window)
+    if out is M:
+        out = M.copy()
+    if out.dtype == object:
+        import mpmath
+
+        return out * (mpmath.mpf(1) / (area * area))
+    out *= 1.0 / (area * area)
+    return out
+
+
+def global_mean(M, d: int):
+    """Mean of ``M(p, p')`` over all position pairs (the trailing 2d axes)."""
+    lead = M.shape[: M.ndim - 2 * d]
+    flat = M.reshape(lead + (-1,))
+    if M.dtype == object:
+        import mpmath
+
+        return flat.sum(axis=-1) * (mpmath.mpf(1) / flat.shape[-1])
+    return flat.mean(axis=-1)
+
+
+def flatten_mean(M, d: int, *, full: bool):
+    """Mean of the pixel diagonal ``M(p, p)`` (flatten, then a dense layer with fan-in C·|S|)."""
+    if d == 0:
+        return M
+    lead = M.shape[: M.ndim - (2 if full else 1) * d]
+    P = math.prod(M.shape[M.ndim - d:])
+    flat = M.reshape(lead + (P, P)) if full else M.reshape(lead + (P,))
+    diag = np.diagonal(flat, axis1=-2, axis2=-1) if full else flat
+    if M.dtype == object:
+        import mpmath
+
+        return diag.sum(axis=-1) * (mpmath.mpf(1) / P)
+    return diag.mean(axis=-1)
+
+
+def direct(activation) -> bool:
+    """True when the activation's two-point maps are closed forms evaluated entry by entry."""
+    eng = _engine(activation)
+    return eng.relu is not None or (eng.cf is not None and (eng.cf_d is not None or not eng.ntk_defined))
+
+
+def act_pair(activation, c: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray | None,
+             want_ntk: bool):
+    """``(<σσ>, <σ'σ'>)`` entry by entry for closed-form activations.
+
+    ``c`` holds the covariances, ``a``/``b`` the variances of the two entries (broadcastable to
+    ``c``), ``same`` marks the entries that are one variable with itself (ρ = 1 exactly there:
+    ``arccos`` at ``1 - ε`` would cost ~1e-8).
+    """
+    eng = _engine(activation)
+    want_ntk = want_ntk and eng.ntk_defined
+    a, b = np.broadcast_to(a, c.shape), np.broadcast_to(b, c.shape)
+    nrm = np.sqrt(a * b)
+    if eng.relu is not None:
+        al, be = eng.relu
+        p, q = al * al + be * be, 2 * al * be
+        rho = np.divide(c, nrm, out=np.zeros(c.shape), where=nrm > 0)
+        np.clip(rho, -1.0, 1.0, out=rho)
+        if same is not None:
+            rho[same & (nrm > 0)] = 1.0
+        ss, th = _relu_pair_terms(rho, p, q)
+        ss *= nrm
+        ss *= 1 / (2 * np.pi)
+        dd = None
+        if want_ntk:
+            dd = th
+            dd *= -(p + q) / (2 * np.pi)
+            dd += p / 2
+            zero = nrm == 0
+            if np.any(zero):
+                dd[zero] = ((al - be) / 2) ** 2       # σ'(0) = (α-β)/2 (H(0) = 1/2), as perturb.infinite
+        return ss, dd
+    cc = np.clip(c, -nrm, nrm)
+    if same is not None:
+        cc = np.where(same, a, cc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss = np.asarray(eng.cf(a, b, cc), dtype=float)
+        dd = np.asarray(eng.cf_d(a, b, cc), dtype=float) if want_ntk else None
+    for expr, out in ((eng.s, ss), (eng.ds, dd)):
+        if out is None:
+            continue
+        zero = (a == 0) | (b == 0)
+        if np.any(zero):
+            _zero_variance(expr, out, a, b, zero)
+        if not np.all(np.isfinite(out)):
+            raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
+    return ss, dd
+
+
+def _zero_variance(expr, out, a, b, zero):
+    """u = 0 exactly: <σ(0) σ(v)> = σ(0) <σ>_{K_vv}."""
+    from ..activations import Z
+
+    f0 = float(expr.subs(Z, 0))
+    other = np.where(a[zero] == 0, b[zero], a[zero])
+    vals = np.full(other.shape, f0 * f0)
+    pos = other > 0
+    if np.any(pos):
+        vals[pos] = f0 * np.asarray(expect(expr, other[pos]), dtype=float)
+    out[zero] = vals
+
+
+def act_embedded(activation, C: np.ndarray, a: np.ndarray | None, b: np.ndarray | None, want_ntk: bool):
+    """``(<σσ>, <σ'σ'>)`` on a matrix of covariances ``C`` (rows: variances ``a``, columns ``b``)
+    through perturb's Gram-matrix engine.  ``a is None``: ``C`` is a symmetric Gram matrix; else
+    it is embedded as the off-diagonal block of ``[[diag a, C], [Cᵀ, diag b]]``."""
+    eng = _engine(activation)
+    if a is None:
+        return eng(C, want_ntk=want_ntk)
+    m = C.shape[0]
+    G = np.zeros((m + C.shape[1],) * 2)
+    G[:m, m:] = C
+    G[m:, :m] = C.T
+    idx = np.arange(G.shape[0])
+    G[idx, idx] = np.concatenate([a, b])
+    ss, dd = eng(G, want_ntk=want_ntk)
+    return ss[:m, m:], (dd[:m, m:] if dd is not None else None)
