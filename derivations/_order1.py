@@ -188,7 +188,7 @@ def build_order1(quantity: str, activation: str = "generic", mc: bool = True) ->
 
 
 def _relu_exact_check(quantity: str) -> list[Check]:
-    """ReLU at C_W = 2: the engine's fold vs the exact law of REFERENCE §4 (relu_exact), order 1."""
+    """ReLU at C_W = 2: the engine's fold vs the exact law of docs/reference.md §4 (relu_exact), order 1."""
     from perturb.relu_exact import moment_series
 
     nn = sp.Symbol("n", positive=True)

@@ -80,11 +80,11 @@ def build(activation: str = "generic", order: int | None = None, checks: bool = 
 
 def _checks():
     out = []
-    # REFERENCE section 1: E[tanh u1 tanh u2] at (0.9, 1.3, 0.4) = 0.1406385945564758 (mpmath)
+    # docs/reference.md §1: E[tanh u1 tanh u2] at (0.9, 1.3, 0.4) = 0.1406385945564758 (mpmath.quad, 30 digits)
     z1, z2 = zvars(2)
     q = expect(sp.tanh(z1) * sp.tanh(z2), [[0.9, 0.4], [0.4, 1.3]])
     out.append(close_check("tanh pair expectation at (0.9, 1.3, 0.4): quadrature vs the mpmath reference value "
-                           "of REFERENCE section 1", 0.1406385945564758, float(q), 1e-12,
+                           "of docs/reference.md section 1", 0.1406385945564758, float(q), 1e-12,
                            "composite Gauss-Legendre panels reach ~1e-15"))
     rec = symbolic_recursion("relu")
     s = rec.symbols

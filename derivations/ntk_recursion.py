@@ -63,7 +63,7 @@ def build(activation: str = "generic", order: int | None = None, checks: bool = 
             Tl = r.ntk_diag.subs({rs["K_aa"]: K, rs["Theta_aa"]: Tl, rs["C_W"]: 2, rs["C_b"]: 0,
                                   rs["lambda_W"]: 2, rs["lambda_b"]: 0})
         out.append(exact_check("ReLU at criticality (C_W = lambda_W = 2, C_b = lambda_b = 0): the symbolic NTK recursion "
-                               "folded exactly gives Theta^(4) = 4 K (REFERENCE section 2)", sp.expand(Tl - 4 * K)))
+                               "folded exactly gives Theta^(4) = 4 K (docs/reference.md section 2; PDLT ch. 9)", sp.expand(Tl - 4 * K)))
         k = kernels(Network("relu", depth=3, C_W=2.0, C_b=0.0), np.array([[1.0, 0.0]]))
         out.append(close_check("the same with the float64 kernel fold (perturb.infinite.kernels), K = 1",
                                4.0, float(k.ntk[0, 0]), 1e-13, "float64 rounding"))

@@ -44,10 +44,10 @@ def build(activation: str = "relu", order: int | None = None, checks: bool = Tru
                        note="at the output layer, to leading order.")]
     out: list[Check] = []
     if checks:
-        # REFERENCE section 3 [D]: critical ReLU (lambda_b = 0, lambda_W = 1, K = 1): (A + 2B)/H^2 = 3, 6.444, 10, 13.6
+        # docs/reference.md §3 (these recursions iterated exactly: 3, 58/9, 10, 68/5): critical ReLU (lambda_b = 0, lambda_W = 1, K = 1): (A + 2B)/H^2 = 3, 6.444, 10, 13.6
         st = ntk_statistics("relu", (100, 100, 100, 100), (1.0,), C_W=2.0, C_b=0.0, lambda_W=1.0, lambda_b=0.0, dps=30)
         for ell, ref in ((2, 3.0), (3, 6.444), (4, 10.0), (5, 13.6)):
-            out.append(close_check(f"critical ReLU: (A + 2B)/H^2 at layer {ell} vs REFERENCE section 3",
+            out.append(close_check(f"critical ReLU: (A + 2B)/H^2 at layer {ell} vs docs/reference.md section 3",
                                    ref, float(st.ratio(ell)), 5e-4, "reference quoted to 3-4 digits"))
     return Derivation(
         name="ntk_variance", title="NTK mean and variance at order 1/n",

@@ -27,7 +27,7 @@ def build(activation: str = "generic", order: int | None = None, checks: bool = 
     steps = [Step("The layer map, derived", "Conditional cumulants of the mean of $n$ iid $\\sigma^2$, Taylor expansion "
                   "by Price's rule, closure with the previous layer's moments $\\mathcal{M}^{[e]}_a$ "
                   f"(coefficient of $n^{{-e}}$ in $\\mathbb{{E}}\\,\\delta^a$), truncation at total order {k} "
-                  "[REFERENCE section 3].", "Each outgoing moment, order by order:", ())]
+                  "[H22; LH section 4].", "Each outgoing moment, order by order:", ())]
     for a in lm.multi_indices():
         eqs = tuple(Equation(rf"[n^{{-{e}}}]\,\mathbb{{E}}\left[(\Sigma^{{(\ell)}}-K^{{(\ell+1)}})^{{{a[0]}}}\right]",
                              concrete(v, act)) for e, v in lm.moment(a).items())

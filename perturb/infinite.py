@@ -1,4 +1,4 @@
-"""Infinite-width kernels: the NNGP and NTK recursions (REFERENCE §0–§1) and training predictions.
+"""Infinite-width kernels: the NNGP and NTK recursions (docs/conventions.md, docs/reference.md §1) and training predictions.
 
 The unit of computation is the **layer map** ``(K^{(ℓ)}, Θ^{(ℓ)}) -> (K^{(ℓ+1)}, Θ^{(ℓ+1)})``:
 
@@ -48,6 +48,7 @@ from .errors import PerturbError
 from .gaussian import E, closed_form, closed_form_of, expect, expect_mpmath, pair_gram, zvars
 from .gaussian.blocks import mirror_upper, run_blocks
 from .gaussian.closed import decompose
+from .gaussian.fused import fused_pair
 from .gaussian.pairs import gram_expectations
 from .network import Network
 
@@ -218,10 +219,14 @@ class _Engine:
             if self.ntk_defined:
                 self.cf_d = (_ConstPair(float(self.ds)) if not self.ds.free_symbols
                              else closed_form_of(_pair(self.ds), 2))
+        self.fused = None                                   # (<σσ>, <σ'σ'>) in one compiled pass
         if self.relu is not None:
             self.method = "closed form (ReLU family: arc-cosine kernels)"
         elif self.cf is not None and (self.cf_d is not None or not self.ntk_defined):
             self.method = "closed form (registry)"
+            dd = None if self.cf_d is None else (
+                sp.Float(self.cf_d.value) ** 2 if isinstance(self.cf_d, _ConstPair) else self.cf_d.expr)
+            self.fused = fused_pair(self.cf.expr, dd)
         else:
             self.method = _FAST
         self.paths: deque[str] = deque(maxlen=4096)      # numeric paths taken, per layer
@@ -344,6 +349,88 @@ class _Engine:
                 out *= C_W
                 s *= lam_W
                 out += s
+                if lam_b:
+                    out += lam_b
+
+        run_blocks(rows, range(0, N, block), threads)
+        if mirror:                                      # else: upper triangles only (see _fold)
+            mirror_upper(K2, threads)
+            if want_ntk:
+                mirror_upper(T2, threads)
+        return K2, T2
+
+    def closed_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int | None = None,
+                     threads: int | None = None, mirror: bool = True):
+        """One layer map for an activation with registry closed forms, fused and cache-blocked.
+
+        The same shape as :meth:`relu_layer`: only the upper triangles of ``K`` and ``Θ`` are
+        read; each row block evaluates ``S = <σσ>`` and ``D = <σ'σ'>`` together
+        (:func:`perturb.gaussian.fused.fused_pair`: shared subexpressions once, factors of
+        ``K_αα`` or ``K_ββ`` alone as vectors) on the columns ``j >= i0`` with
+        ``|K_αβ| <= √(K_αα K_ββ)`` enforced, and writes
+
+            K' = C_b + C_W S,    Θ' = λ_b + λ_W S + C_W D Θ
+
+        straight into the outputs.  Rows or columns of zero variance get
+        ``<σ(0) σ(u_β)> = σ(0) <σ>_{K_ββ}`` (and likewise for σ'), as the unfused path; a block
+        with a non-finite ``S`` or ``D`` raises :class:`PerturbError`.  ``block`` defaults to
+        about 8192 entries per block (the temporaries stay in cache).
+        """
+        a = np.diag(K).copy()
+        if np.any(a < 0):
+            raise PerturbError("kernel has a negative diagonal entry")
+        want_ntk = Theta is not None and self.ntk_defined
+        N = K.shape[0]
+        if block is None:
+            block = max(4, min(64, 8192 // max(N, 1)))
+        n = np.sqrt(a)
+        zero = a == 0
+        fix = None
+        if np.any(zero):                                # σ(0) <σ>_{K_ββ}, σ'(0) <σ'>_{K_ββ}
+            fix = []
+            for expr in (self.s, self.ds) if want_ntk else (self.s,):
+                f0 = float(expr.subs(Z, 0))
+                mean = np.asarray(expect(expr, a), dtype=float) if expr.free_symbols else \
+                    np.full(N, float(expr))
+                fix.append((f0 * mean, f0 * f0))
+        K2 = np.empty((N, N))
+        T2 = np.empty((N, N)) if want_ntk else None
+        col = a[None, :]
+        fused = self.fused
+
+        def rows(i0):
+            i1 = min(N, i0 + block)
+            c = np.clip(K[i0:i1, i0:], -(lim := np.multiply.outer(n[i0:i1], n[i0:])), lim)
+            ss, dd = fused(a[i0:i1, None], col[:, i0:], c)
+            if np.shape(ss) != c.shape:                 # S free of c (or of a, b): a fresh full block
+                ss = np.broadcast_to(ss, c.shape).copy()
+            if not want_ntk:
+                dd = None
+            elif np.ndim(dd) and np.shape(dd) != c.shape:
+                dd = np.broadcast_to(dd, c.shape).copy()
+            if fix is not None:
+                zr, zc = zero[i0:i1], zero[i0:]
+                for M, (fm, f00) in zip((ss, dd), fix):
+                    if M is None or np.ndim(M) == 0:
+                        continue
+                    M[zr, :] = fm[None, i0:]
+                    M[:, zc] = fm[i0:i1, None]
+                    M[np.ix_(zr, zc)] = f00
+            for expr, M in ((self.s, ss), (self.ds, dd)):
+                if M is not None and not np.isfinite(np.sum(M)) and not np.all(np.isfinite(M)):
+                    raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
+            out = K2[i0:i1, i0:]
+            np.multiply(ss, C_W, out=out)
+            if C_b:
+                out += C_b
+            if want_ntk:
+                out = T2[i0:i1, i0:]
+                np.multiply(Theta[i0:i1, i0:], C_W * dd if np.ndim(dd) == 0 else dd, out=out)
+                if np.ndim(dd):
+                    out *= C_W
+                if lam_W:
+                    ss *= lam_W
+                    out += ss
                 if lam_b:
                     out += lam_b
 
@@ -490,6 +577,9 @@ class LayerMap:
         if eng.relu is not None:
             return eng.relu_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b,
                                   mirror=not upper_only)
+        if eng.fused is not None:
+            return eng.closed_layer(K, Theta, self.C_W, self.C_b, self.lambda_W, self.lambda_b,
+                                    mirror=not upper_only)
         ss, dd = eng(K, want_ntk=Theta is not None)       # fresh arrays: finished in place
         T2 = None
         if Theta is not None and dd is not None:
@@ -591,7 +681,7 @@ def _fold(net: Network, K, T, dps) -> Kernels:
         T = None
     # the ReLU family's intermediate layers are computed upper-triangle only and mirrored when
     # first looked at (mirroring 2L matrices nobody reads cost a third of the ReLU fold)
-    lazy = bool(eng and eng.relu is not None)
+    lazy = bool(eng and (eng.relu is not None or eng.fused is not None))
     for m in layer_maps(net):
         if dps:
             with mpmath.workdps(dps + 10):
@@ -843,7 +933,7 @@ def _spectral_predict(gfun, Theta, K, Y, Theta_tX, K_tX, K_tt, t, kind):
 
 
 def gradient_flow(Theta, K, Y, Theta_tX, K_tX, K_tt, t: float, *, eta: float = 1.0) -> Prediction:
-    """Mean and covariance at time ``t`` of gradient flow on ½Σ(f − y)² (REFERENCE §1, [LEE]).
+    """Mean and covariance at time ``t`` of gradient flow on ½Σ(f − y)² (docs/reference.md §1, [LEE]).
 
     ``Θ⁻¹(I − e^{−ηΘt})`` is applied in Θ's eigenbasis (``(1 − e^{−ηλt})/λ``, equal to ``ηt``
     at λ = 0), so a singular Θ is fine.  ``t = inf`` gives the converged predictor.

@@ -1,4 +1,4 @@
-"""The fully connected network spec (REFERENCE §0).
+"""The fully connected network spec (docs/conventions.md).
 
 Layers are counted as in PDLT and lectures 4–5: the input ``x`` has dimension ``n_0``; there
 are ``L`` hidden layers of widths ``n_1..n_L``; the output is layer ``L+1``.  Layer ``ℓ`` has

@@ -1,4 +1,4 @@
-"""Exact finite-width statistics of ReLU networks at one input (REFERENCE §4; [LH §5], [HN], [ZP]).
+"""Exact finite-width statistics of ReLU networks at one input (docs/reference.md §4; [LH §5], [HN], [ZP]).
 
 With zero biases, the matrix model of lecture 5 (Prop. 5.2) makes the collective observable at
 one input a product of independent factors:
@@ -6,7 +6,7 @@ one input a product of independent factors:
     Σ^{(L)} = K^{(1)} Π_{ℓ=1}^{L} (C_W^{(ℓ+1)}/n_ℓ) χ²_{B_ℓ},     B_ℓ ~ Bin(n_ℓ, ½),
 
 with K^{(1)} = C_W^{(1)} |x|²/n_0, and the output of one neuron is z = √Σ^{(L)} ξ, ξ ~ N(0, 1)
-(conditional Gaussianity, REFERENCE §3).  Every statistic in this module is derived from that law:
+(conditional Gaussianity, docs/reference.md §3).  Every statistic in this module is derived from that law:
 
 * exact moments E z^{2k} (``fractions.Fraction``) and, with symbolic widths, SymPy rational
   functions; exact cumulants of any order; the atom P[z = 0] = 1 − Π(1 − 2^{−n_ℓ});

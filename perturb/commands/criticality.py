@@ -10,7 +10,7 @@ def register(sub) -> None:
         "criticality",
         help="critical C_W at a given C_b (χ_⊥ = 1 with K at its fixed point), K* and universality class",
         description="Solve χ_⊥ = C_W<σ'²>_K* = 1 jointly with the fixed-point equation K* = C_b + C_W<σ²>_K* "
-        "(REFERENCE §2). Classes: scale-invariant, K*=0, half-stable, other (PDLT ch. 5). "
+        "(Schoenholz et al. 2017; PDLT ch. 5). Classes: scale-invariant, K*=0, half-stable, other (PDLT ch. 5). "
         "K_star is null where it is not finite or not unique (ReLU-like activations).",
     )
     p.add_argument("--activation", required=True,

@@ -14,7 +14,7 @@ def register(sub) -> None:
         help="fixed point of the kernel recursion: q*, c*, χ_∥, χ_⊥, χ_c, depth scales ξ_q, ξ_c, phase",
         description="q* solves q = C_b + C_W<σ²>_q (reached from K^(1) = 1); c* is the stable fixed point of "
         "the correlation map (1 when ordered, < 1 when chaotic); ξ = -1/log χ (null = infinite). "
-        "REFERENCE §2.",
+        "Poole et al. 2016; Schoenholz et al. 2017; PDLT ch. 5.",
     )
     add_network_args(p)
     add_dps_arg(p)

@@ -17,7 +17,7 @@ def register(sub) -> None:
         help="infinite-width NNGP and NTK Gram matrices (output layer L+1) on given inputs",
         description="Fold the NNGP/NTK layer maps K' = C_b + C_W <σσ>_K, "
         "Θ' = λ_b + λ_W <σσ>_K + C_W <σ'σ'>_K Θ over K1 = C_b + C_W x·x'/n0 "
-        "(REFERENCE §0–§1). Closed forms where they exist, Mehler series/quadrature otherwise, "
+        "(PDLT ch. 4 and 7; Jacot et al. 2018). Closed forms where they exist, Mehler series/quadrature otherwise, "
         "mpmath at D digits with --dps.",
     )
     add_network_args(p)

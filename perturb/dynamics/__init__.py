@@ -1,4 +1,4 @@
-"""Training dynamics beyond the frozen kernel (REFERENCE §5).
+"""Training dynamics beyond the frozen kernel (docs/reference.md §5).
 
 * :mod:`perturb.dynamics.hierarchy` — exact GD maps of function-space quantities (f, Θ, O_3, …),
   derived symbolically from a model definition by the Gram-matrix (invariance) method;

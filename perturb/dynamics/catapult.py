@@ -1,4 +1,4 @@
-"""The catapult of the uv model: phases, trajectories and thresholds (REFERENCE §5, [LEW]).
+"""The catapult of the uv model: phases, trajectories and thresholds (docs/reference.md §5, [LEW]).
 
 The exact GD maps of ``(f, λ)`` are *derived* by :func:`perturb.dynamics.hierarchy.uv_maps`
 from the model ``f = v·u x/√n`` and compiled once with :func:`perturb.compile.compile_expr`;

@@ -1,4 +1,4 @@
-"""Exact gradient-descent maps of function-space quantities, derived symbolically (REFERENCE §5).
+"""Exact gradient-descent maps of function-space quantities, derived symbolically (docs/reference.md §5).
 
 The method (invariance)
 -----------------------
@@ -355,7 +355,7 @@ def two_layer_linear_model(n_samples: int = 2, input_dim: int = 2, X=None, rates
 
 
 def uv_maps(x: sp.Expr = 1) -> ClosedMaps:
-    """The derived catapult maps of the uv model in ``(f, λ)`` (REFERENCE §5)."""
+    """The derived catapult maps of the uv model in ``(f, λ)`` (docs/reference.md §5)."""
     m = uv_model(x)
     return derive_maps(m, {F: m.outputs[0], LAM: ntk(m)[0, 0]})
 

@@ -1,6 +1,6 @@
 """How far the NTK of a deep network moves under gradient descent, at order 1/n (one input).
 
-Setting (REFERENCE §5): one training input x, one output z, loss ½(z − y)², NTK
+Setting (docs/reference.md §5): one training input x, one output z, loss ½(z − y)², NTK
 parameterisation (λ_μ = the initial variance of parameter μ), GD θ' = θ − η ε g with ε = z − y
 and g_μ = λ_μ ∂_μ z.  One step changes the NTK by
 

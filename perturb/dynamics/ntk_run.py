@@ -1,6 +1,6 @@
 """The NTK over a whole gradient-descent run at order 1/n (one input): measurement and predictions.
 
-Setting as in :mod:`perturb.dynamics.ntk_move` (REFERENCE §5): one training input x, one output
+Setting as in :mod:`perturb.dynamics.ntk_move` (docs/reference.md §5): one training input x, one output
 z, loss ½(z − y)², NTK parameterisation (λ_μ = initial variance of θ_μ, g_μ = λ_μ ∂_μ z), GD
 θ' = θ − η ε g with ε = z − y, bracket {A, B} = Σ_μ λ_μ ∂_μA ∂_μB.  Besides Θ = {z, z} and
 O3 = {Θ, z} the run needs

@@ -12,7 +12,7 @@ which layer a target needs (walking the map's dependencies backwards from the ou
   quadrature otherwise) — or at any precision with ``dps`` (mpmath);
 * folds it exactly in SymPy when every atom has a closed form (:meth:`FiniteWidth.symbolic`).
 
-Conventions (REFERENCE §0, §3): Σ^{(0)} = K^{(1)} is deterministic; Σ^{(ℓ)}, ℓ = 1..L, is the
+Conventions (docs/conventions.md, docs/reference.md §3): Σ^{(0)} = K^{(1)} is deterministic; Σ^{(ℓ)}, ℓ = 1..L, is the
 collective observable of hidden layer ℓ (width n_ℓ, next-layer C_W^{(ℓ+1)}, C_b^{(ℓ+1)}); the
 output z = z^{(L+1)} is N(0, Σ^{(L)}) given Σ^{(L)}, so κ_{2j}(z) = (2j−1)!! κ_j(Σ^{(L)}).
 

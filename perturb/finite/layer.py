@@ -1,6 +1,6 @@
 """The finite-width layer map, derived: moments of Σ^{(ℓ)} from those of Σ^{(ℓ−1)} to order (1/n)^k.
 
-REFERENCE §3.  Given ``S = Σ^{(ℓ−1)}``, the ``n`` neurons of layer ℓ are iid ``N(0, S)`` and
+docs/reference.md §3.  Given ``S = Σ^{(ℓ−1)}``, the ``n`` neurons of layer ℓ are iid ``N(0, S)`` and
 
     Σ^{(ℓ)}_p = C_b + (C_W/n) Σ_j σ(z_{j;α}) σ(z_{j;β}),        p = (α, β),
 

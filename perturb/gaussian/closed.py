@@ -9,7 +9,7 @@ What has a closed form here:
 * products ``g(z_1) h(z_2)`` (or ``g(z) h(z)`` on the diagonal) where g and h are linear
   combinations of registered *primitives* — ``1, z, relu(±z), step(±z), erf(a z),
   exp(-a z²)`` (erf's derivative), ``sin(a z), cos(a z)`` — through the two-point kernel
-  registry :data:`PAIR_KERNELS` (REFERENCE §1: arc-cosine kernels, Williams' erf kernel, ...);
+  registry :data:`PAIR_KERNELS` (docs/reference.md §1: arc-cosine kernels, Williams' erf kernel, ...);
 * products ``g(z_1) h(z_2)`` of two piecewise polynomials with their only kink at 0 (any powers
   and products of z, relu, step, leaky ReLU, abs, sign, ...), the fallback when the registry has
   no answer: sums of *orthant moments* ``E[z_1^p z_2^q 1{z_1 > 0} 1{z_2 > 0}]`` derived by
@@ -138,7 +138,7 @@ def _primitive(f: sp.Expr, u: sp.Symbol) -> list[tuple[sp.Expr, Primitive]] | No
 
 # ---------------------------------------------------------------- the two-point kernel registry
 # Each entry maps (s1, s2, a, b, rho) -> E[p(s1 u1) q(s2 u2)], (u1, u2) ~ N(0, [[a, c], [c, b]]),
-# rho = c / sqrt(a b).  Provenance: REFERENCE §1 (Cho & Saul arc-cosine kernels; Williams 1997 erf
+# rho = c / sqrt(a b).  Provenance: docs/reference.md §1 (Cho & Saul arc-cosine kernels; Williams 1997 erf
 # kernel); the mixed entries follow by Stein's lemma E[u1 g(u2)] = c E[g'(u2)].
 
 PairFn = Callable[[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr], sp.Expr]

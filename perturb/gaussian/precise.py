@@ -30,7 +30,7 @@ few guard digits) and returns an ``mpf``.  Three rules, each with a measured err
 >>> from perturb.gaussian import zvars
 >>> z1, z2 = zvars(2)
 >>> K = [[0.9, 0.4], [0.4, 1.3]]
->>> mpmath.nstr(expect_mpmath(sp.tanh(z1) * sp.tanh(z2), K, dps=20), 16)   # REFERENCE §1
+>>> mpmath.nstr(expect_mpmath(sp.tanh(z1) * sp.tanh(z2), K, dps=20), 16)   # docs/reference.md §1
 '0.1406385945564758'
 """
 

@@ -1,7 +1,7 @@
 """Gradient-descent training of finite random networks (for the training-dynamics checks).
 
 Full-batch gradient descent on the loss ½ Σ_a (z(x_a) − y_a)² of one output neuron, each
-parameter p updated by p ← p − η λ_p ∂L/∂p with the learning-rate factors of REFERENCE §0
+parameter p updated by p ← p − η λ_p ∂L/∂p with the learning-rate factors of docs/conventions.md
 (``"ntk"``: λ_b, λ_W/n_{ℓ−1} from the network; ``"standard"``: λ_p = 1).  To first order in η
 the outputs then move by −η Θ r, with Θ the empirical NTK of :func:`sample_ntk` — the same
 gradients, the same networks for the same seed.

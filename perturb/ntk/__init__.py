@@ -1,4 +1,4 @@
-"""Finite-width NTK statistics at order 1/n (REFERENCE §3): derived, evaluated, checked.
+"""Finite-width NTK statistics at order 1/n (docs/reference.md §3): derived, evaluated, checked.
 
 * :mod:`~perturb.ntk.derive` — the NTK's collective observables and their derived layer map;
 * :mod:`~perturb.ntk.chain` — the fold over depth (numpy, mpmath, exact SymPy) and the output

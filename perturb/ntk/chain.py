@@ -1,6 +1,6 @@
 """Fold the derived NTK layer map over depth: the mean and variance of one output's NTK at order 1/n.
 
-Conventions (REFERENCE §0, §3): one input x ∈ R^{n_0}; hidden widths n_1..n_L; layer ℓ has C_W^{(ℓ)},
+Conventions (docs/conventions.md, docs/reference.md §3): one input x ∈ R^{n_0}; hidden widths n_1..n_L; layer ℓ has C_W^{(ℓ)},
 C_b^{(ℓ)}, λ_W^{(ℓ)}, λ_b^{(ℓ)} (scalars or one per layer 1..L+1; λ = C by default: the NTK
 parameterisation).  Layer 1 is exact at any width:
 

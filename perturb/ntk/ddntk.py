@@ -1,6 +1,6 @@
 """The ddNTK at order 1/n, derived (one input): E[O4] and E[{Θ,Θ}] of one output.
 
-Setting (REFERENCE §5, one input x, one output z, NTK parameterisation): the bracket
+Setting (docs/reference.md §5, one input x, one output z, NTK parameterisation): the bracket
 {A, B} = Σ_μ λ_μ ∂_μA ∂_μB over all parameters, Θ = {z, z}, O3 = {Θ, z} (the dNTK,
 :mod:`perturb.ntk.dntk`), and the two four-point objects that move the NTK at second order:
 

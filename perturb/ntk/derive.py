@@ -1,6 +1,6 @@
 """The NTK's collective observables and their layer map at order 1/n, derived (one input).
 
-REFERENCE §3, "NTK at order 1/n".  The engine's chain (:mod:`perturb.finite.layer`) follows the
+docs/reference.md §3, "NTK at order 1/n".  The engine's chain (:mod:`perturb.finite.layer`) follows the
 collective observable Σ of the preactivations.  The NTK needs more: conditionally on layer ℓ,
 neuron i of layer ℓ+1 has
 
@@ -31,7 +31,7 @@ PDLT's quantities are the moments of this state (r = n_ℓ / n_{ℓ−1}):
 means of iid neurons (as in :mod:`perturb.finite.layer`), the conditional structure above, a
 Taylor expansion of every Gaussian-expectation atom around (K, H) (derivatives in K by the atom's
 Hermite rule), and closure with the incoming moments — then truncation at order 1/n.  Nothing in
-the resulting recursions is typed from a paper; tests compare them with REFERENCE §3.
+the resulting recursions is typed from a paper; tests compare them with docs/reference.md §3.
 
 >>> rec = derive_ntk_layer_map()
 >>> sorted(rec.exprs)

@@ -1,6 +1,6 @@
 """The NTK's collective observables over several inputs and their layer map at order 1/n, derived.
 
-REFERENCE §3, "NTK at order 1/n", for N inputs x_1..x_N (the one-input case is
+docs/reference.md §3, "NTK at order 1/n", for N inputs x_1..x_N (the one-input case is
 :mod:`perturb.ntk.derive`; with N = 1 this module derives the same map).  Conditionally on layer
 ℓ (width m = n_ℓ), neuron i of layer ℓ+1 has, for the inputs α, β,
 

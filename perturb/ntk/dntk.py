@@ -4,7 +4,7 @@ Setting: one input x, one output z, NTK Θ = Σ_μ λ_μ (∂_μ z)², and the c
 
     O3 = {Θ, z} = Σ_μ λ_μ ∂_μΘ ∂_μz,
 
-which drives the NTK under gradient descent (REFERENCE §5: dΘ/dt = −η O3 (z − y)).  By the
+which drives the NTK under gradient descent (docs/reference.md §5: dΘ/dt = −η O3 (z − y)).  By the
 sign symmetry of the last layer E[O3] = 0; the first non-trivial statistic is E[z O3] = O(1/n),
 PDLT's dNTK–preactivation correlation (ch. 11, their P and Q).
 

@@ -1,6 +1,6 @@
 """Fold the derived several-input NTK map over depth: E Θ_{αβ}, Cov(Θ_{αβ}, Θ_{γδ}) at order 1/n.
 
-Conventions as in :mod:`perturb.ntk.chain` (REFERENCE §0, §3), for N inputs x_1..x_N (rows of X,
+Conventions as in :mod:`perturb.ntk.chain` (docs/conventions.md, docs/reference.md §3), for N inputs x_1..x_N (rows of X,
 n_0 = their length).  Layer 1 is exact at any width:
 
     K^{(1)}_{αβ} = C_b + C_W x_α·x_β/n_0,    H^{(1)}_{αβ} = λ_b + λ_W x_α·x_β/n_0,    all 1/n statistics 0,

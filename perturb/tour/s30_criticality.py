@@ -1,4 +1,4 @@
-"""Tour: signal propagation, criticality and the order/chaos phase diagram (REFERENCE §2)."""
+"""Tour: signal propagation, criticality and the order/chaos phase diagram (docs/reference.md §2)."""
 
 from __future__ import annotations
 

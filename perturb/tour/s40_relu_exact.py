@@ -1,4 +1,4 @@
-"""Tour: exact finite-width statistics of ReLU networks at one input (REFERENCE §4)."""
+"""Tour: exact finite-width statistics of ReLU networks at one input (docs/reference.md §4)."""
 
 from __future__ import annotations
 

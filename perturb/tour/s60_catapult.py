@@ -1,4 +1,4 @@
-"""Tour: the function-space hierarchy and the catapult (REFERENCE §5)."""
+"""Tour: the function-space hierarchy and the catapult (docs/reference.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tour: how far the NTK moves under gradient descent at order 1/n (dNTK, REFERENCE §5)."""
+"""Tour: how far the NTK moves under gradient descent at order 1/n (dNTK, docs/reference.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tour: the mean NTK over a whole gradient-descent run at order 1/n (dNTK + ddNTK, REFERENCE §5)."""
+"""Tour: the mean NTK over a whole gradient-descent run at order 1/n (dNTK + ddNTK, docs/reference.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tour: the finite-width NTK at order 1/n (REFERENCE §3) and its exponential fluctuations for ReLU."""
+"""Tour: the finite-width NTK at order 1/n (docs/reference.md §3) and its exponential fluctuations for ReLU."""
 
 from __future__ import annotations
 
