@@ -8,6 +8,11 @@ Width 64, depth 10 (ten hidden layers), one input, ReLU.  Three rows:
 * ``raw RNG + matmul``: the same, drawing the Gaussian weights inside the loop — the floor
   any explicit-weight simulation pays (most of the cost is the random numbers).
 
+A second table compares the two samplers at widths 512×4 (tanh, C_W = 1), one input and ten
+inputs: ``sampler="weights"`` (explicit weight matrices, the reference) and ``sampler="law"``
+(each layer's preactivations from their exact Gaussian law given the previous layer; issue
+target: ≥ 20× the weights sampler at one input).
+
 Run: ``python benchmarks/bench_montecarlo.py [--samples N]``.
 """
 
@@ -65,6 +70,19 @@ def main() -> None:
     print(f"{'what':<40} {'networks/s':>12} {'vs raw matmul':>14} {'vs RNG+matmul':>14}")
     for name, t in rows:
         print(f"{name:<40} {n / t:>12.0f} {ref / t:>13.0%} {floor / t:>13.0%}")
+    samplers()
+
+
+def samplers() -> None:
+    """networks/s of sampler="weights" vs sampler="law" at widths 512×4."""
+    net = Network("tanh", widths=(512,) * 4)
+    print("\nwidths 512x4, tanh: networks/s by sampler (best of 3)")
+    print(f"{'inputs':>6} {'weights':>12} {'law':>12} {'law/weights':>12}")
+    for n_inputs, n_w, n_l in ((1, 400, 40_000), (10, 200, 10_000)):
+        X = np.random.default_rng(0).standard_normal((n_inputs, 16)) / 4
+        tw = _best(lambda: sample_outputs(net, X, n_w, seed=0)) / n_w  # noqa: B023
+        tl = _best(lambda: sample_outputs(net, X, n_l, seed=0, sampler="law")) / n_l  # noqa: B023
+        print(f"{n_inputs:>6} {1 / tw:>12.0f} {1 / tl:>12.0f} {tw / tl:>11.0f}x")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@
 
 prints ``{"samples": N, "moments": {"2": [value, stderr], ...}, "cumulants": {...}}`` (and with
 ``--ntk`` the empirical NTK's mean and variance, NTK parameterisation λ = C).  The same seed gives
-the same output whatever ``--workers`` is.
+the same output whatever ``--workers`` is.  ``--sampler law`` draws each layer's preactivations
+from their exact Gaussian law given the previous layer instead of drawing weight matrices
+(forward outputs only, Gaussian weights only; ~100× faster at width 512).
 """
 
 from __future__ import annotations
 
+from ..errors import PerturbError
 from ._common import add_network_args, emit_json, float_list, nonneg_int, positive_int, width_list
 
 ORDERS = (2, 4, 6)
@@ -30,6 +33,10 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (results do not depend on it)")
     p.add_argument("--weight-law", default="gaussian", choices=["gaussian", "uniform", "rademacher"],
                    help="law of the weights (variance C_W/n either way; default gaussian)")
+    p.add_argument("--sampler", default="weights", choices=["weights", "law"],
+                   help="weights: explicit weight matrices (default, the reference); law: each layer's "
+                   "preactivations from their exact Gaussian law given the previous layer (forward "
+                   "outputs only: no --ntk; Gaussian weights only)")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -39,12 +46,19 @@ def run(args) -> int:
     from ..montecarlo import cumulant, moment, sample_ntk, sample_outputs
     from ..network import Network
 
+    if args.sampler == "law" and args.ntk:
+        raise PerturbError("--sampler law gives forward outputs only; the NTK (--ntk) needs the weights: "
+                           "use --sampler weights")
+    if args.sampler == "law" and args.weight_law != "gaussian":
+        raise PerturbError(f"--sampler law is exact for Gaussian weights only, got --weight-law "
+                           f"{args.weight_law}; use --sampler weights")
     net = Network(args.activation, widths=args.widths, C_W=args.cw, C_b=args.cb)
     progress = True if args.progress else None
     common = dict(weight_law=args.weight_law, workers=args.workers, progress=progress)
-    z = sample_outputs(net, args.x, args.samples, args.seed, **common)[:, 0]
+    z = sample_outputs(net, args.x, args.samples, args.seed, sampler=args.sampler, **common)[:, 0]
     out: dict = {
         "samples": args.samples,
+        "sampler": args.sampler,
         "moments": {str(k): moment(z, k).as_pair() for k in ORDERS},
         "cumulants": {str(k): cumulant(z, k).as_pair() for k in ORDERS},
     }
@@ -54,7 +68,7 @@ def run(args) -> int:
     if args.json:
         emit_json(out)
         return 0
-    print(f"{net!r}, x = {args.x}, {args.samples} networks, seed {args.seed}")
+    print(f"{net!r}, x = {args.x}, {args.samples} networks, seed {args.seed}, sampler {args.sampler}")
     print(f"{'k':>3}  {'E z^k':>24}  {'kappa_k (k-statistic)':>24}")
     for k in ORDERS:
         m, c = out["moments"][str(k)], out["cumulants"][str(k)]

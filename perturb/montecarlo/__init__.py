@@ -1,7 +1,9 @@
 """The Monte Carlo laboratory: real finite-width random networks, estimators, verdicts.
 
-Simulation uses explicit weight matrices and biases (docs/conventions.md) — never the conditional
-Gaussian structure that the theory being tested relies on.  Estimators return
+Simulation uses explicit weight matrices and biases (docs/conventions.md) by default — never the
+conditional Gaussian structure that the theory being tested relies on.  ``sampler="law"`` draws
+the forward pass from that exact conditional law instead (much faster, forward outputs only); it
+is checked against the explicit weights, which stay the reference.  Estimators return
 :class:`Estimate` (value, stderr, n, dof); :func:`verdict` / :func:`assert_agrees` is the one
 rule for comparing any prediction with an estimate.
 
@@ -28,6 +30,7 @@ from ._estimators import (
 )
 from ._simulate import (
     CHUNK_BYTES,
+    SAMPLERS,
     WEIGHT_LAWS,
     chunk_size,
     run_sweep,
@@ -50,6 +53,7 @@ __all__ = [
     "chunk_size",
     "CHUNK_BYTES",
     "WEIGHT_LAWS",
+    "SAMPLERS",
     "DEFAULT_GROUPS",
     "Estimate",
     "extrapolate_in_width",

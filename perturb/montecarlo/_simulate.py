@@ -16,6 +16,10 @@ functions below (outputs, Jacobians, NTKs) see the *same networks* for the same 
 Random numbers are drawn per chunk in a fixed order: for ℓ = 1..L+1, the standard draws of
 W^{(ℓ)} then those of b^{(ℓ)}; they are then scaled.  The same seed therefore gives the same
 networks up to scale for every C_W, C_b (common random numbers across a sweep).
+
+``sampler="law"`` (outputs and preactivations only) replaces the weight draws of a chunk by the
+exact conditional law of each layer (:mod:`perturb.montecarlo._law`); its chunks are seeded by
+index in the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import scipy.special as sc
 
 from ..errors import PerturbError
 from ..network import Network
+from ._law import law_chunk_size, law_forward
 
 __all__ = [
     "sample_outputs",
@@ -43,6 +48,7 @@ __all__ = [
     "chunk_size",
     "run_sweep",
     "WEIGHT_LAWS",
+    "SAMPLERS",
     "CHUNK_BYTES",
     "MAX_RESULT_BYTES",
 ]
@@ -75,6 +81,14 @@ def _rademacher(rng, size, std):
 
 #: weight laws, all with mean 0 and variance C_W/n_{ℓ−1} (biases are always Gaussian)
 WEIGHT_LAWS: dict[str, Callable] = {"gaussian": _gaussian, "uniform": _uniform, "rademacher": _rademacher}
+
+#: how networks are drawn: explicit weight matrices (the reference), or the exact conditional
+#: Gaussian law of each layer's preactivations (:mod:`perturb.montecarlo._law`; forward only)
+SAMPLERS: dict[str, str] = {
+    "weights": "explicit weight matrices and biases (every statistic; the default and the reference)",
+    "law": "the exact law N(0, C_b + C_W h^T h/n) of each layer given the previous one "
+           "(outputs and preactivations only; Gaussian weights only)",
+}
 
 
 # --------------------------------------------------------------------------- validation
@@ -120,6 +134,20 @@ def _check_law(law) -> str:
     if law not in WEIGHT_LAWS:
         raise PerturbError(f"unknown weight_law {law!r}; valid: {', '.join(WEIGHT_LAWS)}")
     return law
+
+
+def _check_sampler(sampler, kind: str, law: str) -> str:
+    if sampler not in SAMPLERS:
+        raise PerturbError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    if sampler == "law":
+        if kind not in ("outputs", "preactivations"):
+            what = {"ntk": "the NTK", "jacobian": "the Jacobian"}.get(kind, kind)
+            raise PerturbError(f"sampler 'law' gives forward outputs and preactivations only; {what} "
+                               "needs the weights: use sampler 'weights'")
+        if law != "gaussian":
+            raise PerturbError(f"sampler 'law' is exact for Gaussian weights only, got weight law {law!r}; "
+                               "use sampler 'weights'")
+    return sampler
 
 
 def _n_params(net: Network, n0: int) -> int:
@@ -257,10 +285,14 @@ def _net_spec(net: Network) -> dict:
 
 
 def _run_chunk(task) -> np.ndarray:
-    kind, spec, X, seed, index, size, law, extra = task
+    kind, spec, X, seed, index, size, law, extra, sampler = task
     net = Network(**spec)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
     f, d = _activation_fns(net)
+    if sampler == "law":
+        out = law_forward(rng, net, X, size, f, lambda a, ell, what: _finite_or_raise(a, net, ell, what),
+                          keep=kind == "preactivations")
+        return out if kind == "preactivations" else out[:, 0, :]
     per_input = 8 * size * (sum(net.widths) + 1) * 2
     step = max(1, CHUNK_BYTES // per_input)
     if kind == "outputs" and X.shape[0] <= step:
@@ -321,12 +353,14 @@ class _Progress:
 
 
 def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=None, workers=1,
-         extra=None, progress: bool | None = False, result_bytes_per_sample: int = 0):
+         extra=None, progress: bool | None = False, result_bytes_per_sample: int = 0,
+         sampler: str = "weights"):
     net = _check_network(net)
     X = _check_inputs(X)
     n_samples = _check_count(n_samples)
     seed = _check_seed(seed)
     law = _check_law(weight_law)
+    sampler = _check_sampler(sampler, kind, law)
     workers = _check_count(workers, "workers")
     need = n_samples * result_bytes_per_sample
     if need > MAX_RESULT_BYTES:
@@ -334,8 +368,22 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
             f"{n_samples} samples need {need / 2**30:.1f} GiB for the result (limit "
             f"{MAX_RESULT_BYTES / 2**30:.0f} GiB); use fewer samples, or several runs with different seeds"
         )
-    size = chunk_size(net, X.shape[1]) if chunk is None else _check_count(chunk, "chunk")
-    if kind != "outputs":  # outputs loop over blocks of inputs; the others keep every input at once
+    if chunk is not None:
+        size = _check_count(chunk, "chunk")
+    elif sampler == "law":
+        size = law_chunk_size(net, X.shape[0])
+    else:
+        size = chunk_size(net, X.shape[1])
+    if sampler == "law":
+        work = 8 * size * X.shape[0] * (3 * (max(net.widths) + 1) + 2 * X.shape[0])
+        if kind == "preactivations":
+            work += 8 * size * X.shape[0] * sum(net.widths)
+        if work > MAX_WORK_BYTES:
+            raise PerturbError(
+                f"{X.shape[0]} inputs need {work / 2**30:.1f} GiB of working memory per chunk of {size} "
+                f"networks; pass a smaller chunk= (e.g. {max(1, int(size * MAX_WORK_BYTES / work))}) or fewer inputs"
+            )
+    elif kind != "outputs":  # outputs loop over blocks of inputs; the others keep every input at once
         work = 8 * size * X.shape[0] * (4 * (sum(net.widths) + X.shape[1] + 1) + 3 * X.shape[0])
         if work > MAX_WORK_BYTES:
             raise PerturbError(
@@ -344,7 +392,8 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
             )
     n_chunks = -(-n_samples // size)
     spec = _net_spec(net)
-    tasks = [(kind, spec, X, seed, i, min(size, n_samples - i * size), law, extra) for i in range(n_chunks)]
+    tasks = [(kind, spec, X, seed, i, min(size, n_samples - i * size), law, extra, sampler)
+             for i in range(n_chunks)]
     bar = _Progress(n_chunks, f"mc {kind}", progress)
     results: list = [None] * n_chunks
     try:
@@ -370,7 +419,8 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
 
 
 def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: str = "gaussian",
-                   chunk: int | None = None, workers: int = 1, progress: bool | None = False) -> np.ndarray:
+                   chunk: int | None = None, workers: int = 1, progress: bool | None = False,
+                   sampler: str = "weights") -> np.ndarray:
     """Outputs z^{(L+1)}_1 of ``n_samples`` random networks at each input.
 
     Args:
@@ -385,6 +435,10 @@ def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: st
         workers: processes to use.
         progress: ``True`` always shows a progress bar on stderr for runs over ~2 s, ``None``
             only when stderr is a terminal, ``False`` never.
+        sampler: ``"weights"`` (default): explicit weight matrices; ``"law"``: each layer's
+            preactivations drawn from their exact Gaussian law given the previous layer
+            (:mod:`perturb.montecarlo._law`; Gaussian weights only; other random streams, so
+            other networks than ``"weights"`` for the same seed, equal in law).
 
     Returns:
         array of shape ``(n_samples, N)``.
@@ -395,16 +449,17 @@ def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: st
     """
     X = _check_inputs(X)
     return _run("outputs", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
-                progress=progress, result_bytes_per_sample=8 * X.shape[0])
+                progress=progress, result_bytes_per_sample=8 * X.shape[0], sampler=sampler)
 
 
 def sample_preactivations(net: Network, X, n_samples: int, seed: int, *, weight_law: str = "gaussian",
                           chunk: int | None = None, workers: int = 1,
-                          progress: bool | None = False) -> list[np.ndarray]:
+                          progress: bool | None = False, sampler: str = "weights") -> list[np.ndarray]:
     """Preactivations of every layer: a list over ℓ = 1..L+1 of arrays ``(n_samples, n_ℓ, N)``.
 
     The last entry is the one output neuron (n_{L+1} = 1) and equals :func:`sample_outputs`
-    for the same arguments.  Meant for small runs (all neurons of all layers are kept).
+    for the same arguments (``sampler`` included).  Meant for small runs (all neurons of all
+    layers are kept).
 
     >>> net = Network("tanh", widths=(4, 3))
     >>> [a.shape for a in sample_preactivations(net, [1.0, -1.0], 10, seed=1)]
@@ -414,15 +469,16 @@ def sample_preactivations(net: Network, X, n_samples: int, seed: int, *, weight_
     net = _check_network(net)
     per = 8 * X.shape[0] * (sum(net.widths) + 1)
     return _run("preactivations", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk,
-                workers=workers, progress=progress, result_bytes_per_sample=per)
+                workers=workers, progress=progress, result_bytes_per_sample=per, sampler=sampler)
 
 
 def sample_jacobian(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian",
-                    chunk: int | None = None, workers: int = 1, progress: bool | None = False) -> np.ndarray:
+                    chunk: int | None = None, workers: int = 1, progress: bool | None = False,
+                    sampler: str = "weights") -> np.ndarray:
     """Input–output Jacobians ∂z^{(L+1)}_1/∂x at one input, by backpropagation.
 
     Returns an array ``(n_samples, n0)``; the networks are those of :func:`sample_outputs`
-    with the same seed and input.
+    with the same seed and input.  Only ``sampler="weights"``: backpropagation needs the weights.
 
     >>> net = Network("linear", widths=(5,))
     >>> sample_jacobian(net, [1.0, 2.0, 3.0], 4, seed=0).shape
@@ -432,18 +488,19 @@ def sample_jacobian(net: Network, x, n_samples: int, seed: int, *, weight_law: s
     if X.shape[0] != 1:
         raise PerturbError(f"sample_jacobian takes one input vector, got {X.shape[0]} inputs")
     return _run("jacobian", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
-                progress=progress, result_bytes_per_sample=8 * X.shape[1])
+                progress=progress, result_bytes_per_sample=8 * X.shape[1], sampler=sampler)
 
 
 def sample_ntk(net: Network, X, n_samples: int, seed: int, *, parameterization: str = "ntk",
                weight_law: str = "gaussian", chunk: int | None = None, workers: int = 1,
-               progress: bool | None = False) -> np.ndarray:
+               progress: bool | None = False, sampler: str = "weights") -> np.ndarray:
     """Empirical NTK Θ(x_a, x_b) = Σ_p λ_p ∂z/∂p(x_a) ∂z/∂p(x_b) of one output neuron.
 
     Args:
         parameterization: ``"ntk"``: λ_b = lambda_b^{(ℓ)}, λ_W/n_{ℓ−1} with lambda_W^{(ℓ)} from
             the network (default λ = C, the NTK parameterisation of Jacot and neural-tangents);
             ``"standard"``: every parameter has λ_p = 1.
+        sampler: only ``"weights"`` (the NTK needs the weights; ``"law"`` is refused).
 
     Returns:
         array ``(n_samples, N, N)``, exact per-parameter gradients by backpropagation.
@@ -456,7 +513,8 @@ def sample_ntk(net: Network, X, n_samples: int, seed: int, *, parameterization: 
         raise PerturbError(f"parameterization must be 'ntk' or 'standard', got {parameterization!r}")
     X = _check_inputs(X)
     return _run("ntk", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
-                extra=parameterization, progress=progress, result_bytes_per_sample=8 * X.shape[0] ** 2)
+                extra=parameterization, progress=progress, result_bytes_per_sample=8 * X.shape[0] ** 2,
+                sampler=sampler)
 
 
 # --------------------------------------------------------------------------- sweeps
