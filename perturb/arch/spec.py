@@ -248,7 +248,10 @@ def _from_dict(d, where: str):
         if not isinstance(blk, list):
             raise PerturbError(f"{where} (residual): block must be a list of layers, got {blk!r}")
         return Residual(tuple(_from_dict(x, f"{where}.block[{i}]") for i, x in enumerate(blk)))
-    return LAYER_TYPES[typ](**kw)
+    try:
+        return LAYER_TYPES[typ](**kw)
+    except PerturbError as exc:
+        raise PerturbError(f"{where}: {exc}") from None
 
 
 def _spatial_text(sp_shape) -> str:

@@ -21,8 +21,16 @@ def register(sub) -> None:
         "mpmath at D digits with --dps.",
     )
     add_network_args(p)
-    p.add_argument("--depth", type=positive_int, required=True, metavar="L",
-                   help="number of hidden layers L (the output is layer L+1)")
+    for a in p._actions:                       # not required with --arch (the spec has them)
+        if a.dest == "activation":
+            a.required = False
+    p.add_argument("--depth", type=positive_int, default=None, metavar="L",
+                   help="number of hidden layers L (the output is layer L+1); required without --arch")
+    p.add_argument("--arch", default=None, metavar="SPEC.json",
+                   help="JSON list of layers (dense, conv, act, avg_pool, global_avg_pool, flatten, residual) "
+                   "instead of --activation/--depth; inputs N×d, N×W×C or N×H×W×C (docs: architectures)")
+    p.add_argument("--block", type=positive_int, default=None, metavar="B",
+                   help="with --arch: inputs per block of the pixel-pair kernel (default: from a 256 MiB budget)")
     p.add_argument("--inputs", required=True, metavar="FILE.json",
                    help="JSON list of input vectors, all of one dimension n0")
     p.add_argument("--lw", type=float, default=None, metavar="A", help="λ_W (default: C_W, NTK parameterisation)")
@@ -58,6 +66,12 @@ def run(args) -> int:
     from ..infinite import kernels, symbolic_recursion
     from ..network import Network
 
+    if args.arch is not None:
+        from ._arch import run_arch
+
+        return run_arch(args)
+    if args.activation is None or args.depth is None:
+        raise PerturbError("perturb kernel needs --activation and --depth (or --arch SPEC.json)")
     X = _read_inputs(args.inputs)
     net = Network(args.activation, depth=args.depth, C_W=args.cw, C_b=args.cb,
                   lambda_W=args.lw, lambda_b=args.lb)
