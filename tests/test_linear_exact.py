@@ -107,9 +107,9 @@ def test_order_one_over_n_equals_the_perturbative_engine():
     for L, cw, lw in ((1, 1, None), (3, 1, None), (2, [2, sp.Rational(1, 2), 3], [1, 2, 1])):
         exact = ntk_moments_exact([n] * L, 1, C_W=cw, lambda_W=lw)
         st = ntk_statistics_exact("linear", [n] * L, [1], C_W=cw, C_b=0, lambda_W=lw, lambda_b=0)
-        assert sp.simplify(sp.limit(exact["mean"], n, sp.oo) - st.H) == 0
-        assert sp.simplify(sp.limit(n * (exact["mean"] - st.H), n, sp.oo) - n * (st.mean - st.H)) == 0
-        assert sp.simplify(sp.limit(n * exact["var"], n, sp.oo) - n * st.var) == 0
+        assert sp.simplify(sp.limit(sp.cancel(exact["mean"]), n, sp.oo) - st.H) == 0
+        assert sp.simplify(sp.limit(sp.cancel(n * (exact["mean"] - st.H)), n, sp.oo) - n * (st.mean - st.H)) == 0
+        assert sp.simplify(sp.limit(sp.cancel(n * exact["var"]), n, sp.oo) - n * st.var) == 0
 
 
 @pytest.mark.parametrize("act, widths, C_W, seed", [
