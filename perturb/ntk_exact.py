@@ -397,7 +397,7 @@ def relu_ntk_moments(widths, x, C_W=2, lambda_W=None, lambda_b=0, C_b=0, p_max: 
 
     >>> m = relu_ntk_moments([8, 8], [1, 0])
     >>> m["mean"], m["var"] / m["mean"] ** 2
-    (3, 1153/1152)
+    (3, 577/576)
     """
     vals = list(C_b) if isinstance(C_b, Sequence) and not isinstance(C_b, str) else [C_b]
     for v in vals:
