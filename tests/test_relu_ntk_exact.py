@@ -173,3 +173,45 @@ def test_bad_input():
         relu_ntk_moments([4], [1], p_max=1)
     with pytest.raises(PerturbError, match="integers for sampling"):
         sample_theta("relu", [n], 10, seed=0)
+
+
+def _cli(capsys, *args):
+    from perturb.cli import main
+
+    try:
+        rc = main(["relu-exact", *args])
+    except SystemExit as exc:          # argparse usage errors
+        rc = exc.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_cli_ntk_keys(capsys):
+    import json
+
+    rc, out, err = _cli(capsys, "--widths", "8,8,8", "--x", "1,0", "--moment", "2", "--ntk", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    ref = relu_ntk_moments([8, 8, 8], [1, 0])
+    assert d["ntk_mean"] == float(ref["mean"]) == 4.0
+    assert d["ntk_var"] == pytest.approx(float(ref["var"]), rel=1e-15)
+    assert d["ntk_var_exact"] == str(ref["var"]) == "1017/32"     # Var/(E)² = 1017/512 = 1.986
+    rc, out, err = _cli(capsys, "--widths", "3,2", "--x", "1", "--cw", "2,1,3", "--moment", "2", "--ntk",
+                        "--lambda-w", "1,2,0.5", "--lambda-b", "1,0.5,2", "--dps", "30", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    ref = relu_ntk_moments([3, 2], [1], C_W=[2, 1, 3], lambda_W=[1, 2, sp.Rational(1, 2)],
+                           lambda_b=[1, sp.Rational(1, 2), 2])
+    assert d["ntk_mean_exact"] == str(ref["mean"]) and d["ntk_var_exact"] == str(ref["var"])
+    rc, out, _ = _cli(capsys, "--widths", "8", "--x", "1", "--moment", "2", "--json")
+    assert rc == 0 and "ntk_mean" not in json.loads(out)
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--lambda-w", "1"), "add --ntk"),
+    (("--ntk", "--lambda-w", "1,2,3"), "lambda_W has 3 entries"),
+    (("--ntk", "--lambda-b", "-1"), "lambda_b must be >= 0"),
+])
+def test_cli_ntk_bad_input(capsys, args, match):
+    rc, out, err = _cli(capsys, "--widths", "8", "--x", "1", "--moment", "2", *args)
+    assert rc == 2 and match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -2,7 +2,9 @@
 
     perturb relu-exact --widths 8,8,8 --x 1,0.5,-0.3 [--cw 2] --moment M [--density z1,z2,...] [--dps D] --json
 
-prints ``{"moment", "moment_exact", "cumulant", "p_zero", "log_mean", "log_var", "beta"}`` for
+prints ``{"moment", "moment_exact", "cumulant", "p_zero", "log_mean", "log_var", "beta"}`` (and with
+``--ntk`` the exact NTK statistics ``"ntk_mean"``, ``"ntk_var"``, ``"ntk_second"``, ``"ntk_mean_exact"``,
+``"ntk_var_exact"`` at x, λ_W = C_W unless ``--lambda-w``; :mod:`perturb.ntk_exact`) for
 the output z^{(L+1)} (M even; ``cumulant`` is κ_M of z; ``log_mean``/``log_var`` are the mean and
 variance of log Σ^{(L)} conditioned on Σ^{(L)} > 0, i.e. on z ≠ 0), and ``"density"`` with
 ``--density`` (the continuous part: mpmath Meijer-G mixture; without ``--dps`` and beyond
@@ -45,11 +47,18 @@ def register(sub) -> None:
                    help="also evaluate the density of z (continuous part) at these points")
     p.add_argument("--dps", type=positive_int, default=None,
                    help="evaluate with mpmath at D significant digits; numbers print as strings")
+    p.add_argument("--ntk", action="store_true",
+                   help="also the exact NTK mean and variance at x (keys ntk_mean, ntk_var, ntk_second)")
+    p.add_argument("--lambda-w", dest="lambda_w", type=_number_list, default=None,
+                   help="with --ntk: λ_W, one value or one per layer (default: C_W, NTK parameterisation)")
+    p.add_argument("--lambda-b", dest="lambda_b", type=_number_list, default=["0"],
+                   help="with --ntk: λ_b of the (zero-initialised) biases, one value or one per layer (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON (default: a readable table)")
     p.set_defaults(func=run)
 
 
-def compute(widths, x, cw, cb, M, density_points=None, dps=None) -> dict:
+def compute(widths, x, cw, cb, M, density_points=None, dps=None, ntk=False, lambda_w=None,
+            lambda_b=("0",)) -> dict:
     """The JSON payload of ``perturb relu-exact`` (library entry point for the command)."""
     from ..relu_exact import relu_output_law
 
@@ -70,6 +79,16 @@ def compute(widths, x, cw, cb, M, density_points=None, dps=None) -> dict:
             "log_var": lv,
             "beta": mpmath.mpf(sum(mpmath.log1p(mpmath.mpf(5) / n) for n in widths)),
         }
+        if ntk:
+            from ..ntk_exact import relu_ntk_moments
+
+            def one(v):
+                return None if v is None else (v[0] if len(v) == 1 else list(v))
+            nm = relu_ntk_moments(widths, x, C_W=cws, lambda_W=one(lambda_w), lambda_b=one(lambda_b))
+            out.update({"ntk_mean": num(Fraction(int(nm["mean"].p), int(nm["mean"].q))),
+                        "ntk_var": num(Fraction(int(nm["var"].p), int(nm["var"].q))),
+                        "ntk_second": num(Fraction(int(nm["second"].p), int(nm["second"].q))),
+                        "ntk_mean_exact": str(nm["mean"]), "ntk_var_exact": str(nm["var"])})
         if density_points is not None:
             if dps is None and law.mixture_size() is None:
                 # too many Meijer terms: float64 log-space Fourier inversion (~1e-12 absolute)
@@ -85,7 +104,10 @@ def compute(widths, x, cw, cb, M, density_points=None, dps=None) -> dict:
 def run(args) -> int:
     if args.dps is not None and args.dps > 1000:
         raise PerturbError(f"--dps {args.dps} is too large (at most 1000)")
-    out = compute(args.widths, args.x, args.cw, args.cb, args.moment, args.density, args.dps)
+    if not args.ntk and (args.lambda_w is not None or args.lambda_b != ["0"]):
+        raise PerturbError("--lambda-w/--lambda-b set the NTK's learning rates; add --ntk")
+    out = compute(args.widths, args.x, args.cw, args.cb, args.moment, args.density, args.dps,
+                  ntk=args.ntk, lambda_w=args.lambda_w, lambda_b=args.lambda_b)
     if args.json:
         emit_json(out, args.dps)
     else:
