@@ -81,7 +81,7 @@ _PRE_W, _PRE_B, _MID, _POST = range(4)
 # ---------------------------------------------------------------------------------------------
 
 
-def _num(v, name: str, *, positive: bool = False, allow_zero: bool = True) -> sp.Expr:
+def _num(v, name: str, *, positive: bool = False, allow_zero: bool = True, signed: bool = False) -> sp.Expr:
     """A number or SymPy expression; floats are read as their shortest decimal (0.3 -> 3/10)."""
     if isinstance(v, bool):
         raise PerturbError(f"{name} must be a number, got {v!r}")
@@ -89,12 +89,12 @@ def _num(v, name: str, *, positive: bool = False, allow_zero: bool = True) -> sp
         e = v
     elif isinstance(v, Fraction):
         e = sp.Rational(v.numerator, v.denominator)
-    elif isinstance(v, int):
-        e = sp.Integer(v)
-    elif isinstance(v, float):
+    elif isinstance(v, int | np.integer):
+        e = sp.Integer(int(v))
+    elif isinstance(v, float | np.floating):
         if not math.isfinite(v):
             raise PerturbError(f"{name} must be finite, got {v!r}")
-        e = sp.Rational(repr(v))
+        e = sp.Rational(repr(float(v)))
     elif isinstance(v, str):
         try:
             f = Fraction(v.strip())
@@ -106,13 +106,13 @@ def _num(v, name: str, *, positive: bool = False, allow_zero: bool = True) -> sp
             f = float(v)
         except (TypeError, ValueError):
             raise PerturbError(f"{name} must be a number, got {v!r}") from None
-        return _num(f, name, positive=positive, allow_zero=allow_zero)
+        return _num(f, name, positive=positive, allow_zero=allow_zero, signed=signed)
     if e.is_number:
         if not e.is_real or not e.is_finite:
             raise PerturbError(f"{name} must be a finite real number, got {v!r}")
         if positive and not e > 0:
             raise PerturbError(f"{name} must be > 0, got {v!r}")
-        if not e >= 0:
+        if not signed and not e >= 0:
             raise PerturbError(f"{name} must be >= 0, got {v!r}")
         if not allow_zero and e == 0:
             raise PerturbError(f"{name} must be != 0, got {v!r}")
@@ -375,7 +375,7 @@ def transfer_growth(kind: str, n) -> sp.Expr:
 def _x_norm2_over_n0(x) -> sp.Rational:
     if isinstance(x, str) or not isinstance(x, Sequence | np.ndarray):
         x = [x]
-    xs = [_num(v, "x") if not (isinstance(v, int | float) and v < 0) else -_num(-v, "x") for v in x]
+    xs = [_num(v, "x", signed=True) for v in x]
     if not xs:
         raise PerturbError("x is empty: give the input vector")
     q = sum(v * v for v in xs) / len(xs)
