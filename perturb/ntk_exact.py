@@ -359,7 +359,9 @@ def transfer_growth(kind: str, n) -> sp.Expr:
 
     The transfer matrix of E Θ² is triangular in the phases; its largest diagonal entry, with
     the mean's growth divided out, is E X²/(E X)² (both copies in an X phase), so at fixed n
-    E Θ²/(E Θ)² grows like (E X²/(E X)²)^L = e^{β}: ReLU 1 + 5/n, linear 1 + 2/n.
+    E Θ²/(E Θ)² grows like (E X²/(E X)²)^L = e^{β}: ReLU 1 + 5/n, linear 1 + 2/n.  The prefactor
+    tends to 1/3 as L → ∞ (each copy's backward window weighs 1/3 against a forward layer, the
+    output layer gives E(χ²_1)² = 3; docs/relu_exact.md).
 
     >>> transfer_growth("relu", sp.Symbol("n", positive=True))
     (n + 5)/n

@@ -804,7 +804,7 @@ def ntk_mean(widths: Sequence[int], x: Sequence[float], C_W=2, lambda_W=None, la
     E Σ^{(m)} = K^{(1)} Π_{k≤m} C_W^{(k+1)}/2,  a_ℓ = Π_{k<ℓ, k≤L} (1 − 2^{−n_k}) (a_{L+1} = 1:
     the output bias always has gradient 1).  The weight part equals the infinite-width NTK; the
     bias part is smaller by the probability that an earlier layer is entirely off.  The second
-    moment is not derived here (see docs/relu_exact.md).
+    and higher moments are in :func:`perturb.ntk_exact.relu_ntk_moments`.
 
     >>> ntk_mean([10, 10], [1, 1])            # critical, NTK parameterisation, K = 2: Θ = 3K
     Fraction(6, 1)

@@ -110,6 +110,20 @@ def test_exponential_growth_in_depth():
     assert all(g > 0 for g in gaps) and all(g2 < g1 / 1.8 for g1, g2 in zip(gaps, gaps[1:], strict=False))
 
 
+def test_depth_limit_is_e_beta_over_three():
+    # derived in docs/relu_exact.md: E Θ²/(E Θ)² = (1/3) e^β (1 + O(1/L)) with e^β = (E X²/(E X)²)^L:
+    # each copy's backward window weighs 1/3 against the other copy's forward factor, the output
+    # layer gives E (χ²_1)² = 3.  Richardson extrapolation in 1/L from L = 100, 200.
+    for kind, nn, cw in (("relu", 8, 2), ("linear", 3, 1)):
+        g = transfer_growth(kind, nn)
+
+        def scaled(L, kind=kind, nn=nn, cw=cw, g=g):
+            r = ntk_moment(kind, [nn] * L, 2, C_W=cw) / ntk_moment(kind, [nn] * L, 1, C_W=cw) ** 2
+            return float(r / g**L)
+
+        assert abs(2 * scaled(200) - scaled(100) - 1 / 3) < 1e-3, kind
+
+
 def _check_moments_mc(widths, N, seed):
     x = [[1.0, 0.0]]
     mom = relu_ntk_moments(widths, [1, 0], C_W=2, p_max=4)["moments"]
