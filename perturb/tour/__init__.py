@@ -12,7 +12,6 @@ import importlib
 import json
 import pkgutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,12 @@ class TourContext:
     out: Path
     quick: bool = False
     files: list[str] = field(default_factory=list)
+    progress: Any = None  # a TourProgress while run_tour runs; sections report steps via step()
+
+    def step(self, text: str) -> None:
+        """Say what the section is doing now (shown on the progress line when stderr is a terminal)."""
+        if self.progress is not None:
+            self.progress.step(text)
 
     def write_json(self, name: str, data: Any) -> Path:
         from ..commands._common import to_jsonable
@@ -57,8 +62,12 @@ def sections() -> list:
 
 
 def run_tour(out: str | Path = "perturb-tour", *, quick: bool = False, only: list[str] | None = None,
-             stream=None) -> TourContext:
-    """Run every tour section, writing outputs under ``out``; print a readable summary."""
+             stream=None, progress: bool | None = None) -> TourContext:
+    """Run every tour section, writing outputs under ``out``; print a readable summary.
+
+    ``progress``: a status line on stderr (section k/N, step, elapsed, ETA; see
+    :mod:`perturb.tour._progress`); None shows it only when stderr is a terminal.
+    """
     stream = stream or sys.stdout
     chosen = [m for m in sections() if not only or any(o in m.__name__.rsplit(".", 1)[-1] for o in only)]
     if not chosen:
@@ -69,12 +78,23 @@ def run_tour(out: str | Path = "perturb-tour", *, quick: bool = False, only: lis
     ctx = TourContext(out=Path(out), quick=quick)
     ctx.out.mkdir(parents=True, exist_ok=True)
     print(f"perturb tour — outputs in {ctx.out.resolve()}", file=stream)
-    for mod in chosen:
-        t0 = time.perf_counter()
-        print(f"\n== {mod.TITLE} ==", file=stream)
-        for line in mod.run(ctx):
-            print(f"  {line}", file=stream)
-        print(f"  ({time.perf_counter() - t0:.1f} s)", file=stream)
-        stream.flush()
+    from ._progress import TourProgress
+
+    ctx.progress = bar = TourProgress([m.__name__.rsplit(".", 1)[-1] for m in chosen], quick=quick,
+                                      enabled=progress)
+    try:
+        for i, mod in enumerate(chosen):
+            print(f"\n== {mod.TITLE} ==", file=stream)
+            stream.flush()
+            bar.start_section(i, mod.TITLE)
+            lines = list(mod.run(ctx))
+            took = bar.end_section()
+            for line in lines:
+                print(f"  {line}", file=stream)
+            print(f"  ({took:.1f} s)", file=stream)
+            stream.flush()
+    finally:
+        bar.close()
+        ctx.progress = None
     print(f"\nwrote {len(ctx.files)} files: {', '.join(ctx.files)}", file=stream)
     return ctx
