@@ -53,8 +53,9 @@ class NetworkCatapult:
     eta: float
     lambda0: float
     lambda_end: float  # nan if the run diverged
-    loss: np.ndarray   # ½Σ(f − y)² per step (inf after overflow)
+    loss: np.ndarray   # ½Σ(f − y)² per step, up to the step where GD diverged if it did (then shorter)
     loss_max: float
+    diverged_at: int | None = None  # the step at which train_gd stopped a blown-up run
 
 
 def network_lambda0(net: Network, X: np.ndarray, Y: np.ndarray, seed: int) -> float:
@@ -74,19 +75,27 @@ def network_catapult(net: Network, X: np.ndarray, Y: np.ndarray, eta_lambda: flo
     train_gd = _train_gd()
     lam0 = network_lambda0(net, X, Y, seed) if lambda0 is None else lambda0
     eta = eta_lambda / lam0
+    from ..montecarlo._train import GDDivergedError
+
+    diverged_at = None
     with np.errstate(all="ignore"):
         try:
             res = train_gd(net, X, Y, eta, int(steps), seed)
             out = np.asarray(res.outputs, float)
             ntk_end = np.asarray(res.ntk_final, float)
-        except PerturbError as exc:  # train_gd stops a run that overflows (residual > 1e150 or inf)
+        except GDDivergedError as exc:  # train_gd stops a run whose residual is > 1e150 or inf:
+            out = np.asarray(exc.outputs, float)  # keep the history up to that step
+            ntk_end = np.full((len(Y), len(Y)), np.nan)
+            diverged_at = exc.step
+        except PerturbError as exc:  # another overflow, without a history
             if not any(w in str(exc) for w in ("diverged", "overflowed", "non-finite")):
                 raise
-            out = np.full((int(steps) + 1, len(Y)), np.inf)
+            out = np.full((1, len(Y)), np.inf)
             ntk_end = np.full((len(Y), len(Y)), np.nan)
+            diverged_at = 0
         loss = 0.5 * np.sum((out - np.asarray(Y, float)) ** 2, axis=1)
     loss = np.where(np.isfinite(loss), loss, np.inf)
-    finite = np.isfinite(loss).all() and np.isfinite(ntk_end).all()
+    finite = diverged_at is None and np.isfinite(loss).all() and np.isfinite(ntk_end).all()
     lam_end = float(np.linalg.eigvalsh(ntk_end).max()) if finite else float("nan")
     loss_max = float(loss.max())
     if not finite or loss[-1] > loss[0]:
@@ -96,7 +105,7 @@ def network_catapult(net: Network, X: np.ndarray, Y: np.ndarray, eta_lambda: flo
     else:
         phase = "lazy"
     return NetworkCatapult(phase=phase, eta_lambda=float(eta_lambda), eta=eta, lambda0=lam0,
-                           lambda_end=lam_end, loss=loss, loss_max=loss_max)
+                           lambda_end=lam_end, loss=loss, loss_max=loss_max, diverged_at=diverged_at)
 
 
 def network_upper_threshold(net: Network, X: np.ndarray, Y: np.ndarray, seed: int, *, steps: int = 200,

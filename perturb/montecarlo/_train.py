@@ -27,7 +27,22 @@ from ._simulate import (
     _ntk_from,
 )
 
-__all__ = ["TrainResult", "train_gd"]
+__all__ = ["TrainResult", "GDDivergedError", "train_gd"]
+
+
+class GDDivergedError(PerturbError):
+    """Gradient descent blew up: raised by :func:`train_gd` with the trajectory up to that step.
+
+    Attributes:
+        step: the step ``t`` at which the residual became non-finite or exceeded 1e150.
+        outputs: the outputs at steps ``0..t`` (``(t+1, N)``, or ``(ensemble, t+1, N)``), so a
+            caller can show the run up to its divergence instead of losing it.
+        loss: ½ Σ_a (z_a − y_a)² at steps ``0..t`` (the last entry may be ``inf``).
+    """
+
+    def __init__(self, message: str, step: int, outputs: np.ndarray, loss: np.ndarray):
+        super().__init__(message)
+        self.step, self.outputs, self.loss = step, outputs, loss
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,13 @@ def train_gd(net: Network, X, Y, eta: float, steps: int, seed: int, *, parameter
             break
         r = out[:, 0, :] - y  # (B, N)
         if not np.all(np.isfinite(r)) or np.max(np.abs(r)) > 1e150:
-            raise PerturbError(f"gradient descent diverged at step {t} (eta={eta:g}); use a smaller eta")
+            hist = outputs[:, :t + 1]
+            with np.errstate(over="ignore", invalid="ignore"):
+                hist_loss = 0.5 * np.sum((hist - y) ** 2, axis=2)
+            if ensemble is None:
+                hist, hist_loss = hist[0], hist_loss[0]
+            raise GDDivergedError(f"gradient descent diverged at step {t} (eta={eta:g}); use a smaller eta",
+                                  t, hist, hist_loss)
         for (W, b), h, delta, (lw, lb) in zip(params, hs, deltas, lam, strict=True):
             dr = delta * r[:, None, :]  # (B, n_ℓ, N)
             W -= eta * lw * np.matmul(dr, h.transpose(0, 2, 1))

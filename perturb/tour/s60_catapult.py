@@ -22,6 +22,7 @@ def run(ctx) -> list[str]:
                  f"O_4 = {{O_3, f}} = ({sp.simplify(tower[3] / tower[1])})·Θ  (closes)")
 
     n = 1000 if ctx.quick else 10_000
+    ctx.step("uv model: runs and threshold bisection")
     Rs = (1.0, 1.9, 2.5, 3.5, 3.9, 4.1)
     runs = {R: uv_catapult(R, n, steps=1000, seed=0) for R in Rs}
     ctx.write_json("catapult_uv.json", {str(R): r.as_dict() for R, r in runs.items()})
@@ -48,8 +49,10 @@ def run(ctx) -> list[str]:
     a1.set(xlabel="step", ylabel="loss", title=f"uv model, n={n}", xlim=(0, 80), ylim=(1e-30, 1e12))
     a2.axhline(2, color="k", lw=0.5, ls="--")
     a2.axhline(4, color="k", lw=0.5, ls="--")
+    a2.text(79, 2.06, "η = 2/λ₀ (ηλ = 2): lazy below, catapult above", ha="right", va="bottom", fontsize=7)
+    a2.text(79, 4.06, "η = 4/λ₀ (ηλ = 4): divergent above", ha="right", va="bottom", fontsize=7)
     a2.set(xlabel="step", ylabel="ηλ_t", xlim=(0, 80), ylim=(0, 6))
-    a2.legend(fontsize=7)
+    a2.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()
     fig.savefig(ctx.path("catapult_uv.png"), dpi=110)
     plt.close(fig)
@@ -68,6 +71,7 @@ def _networks(ctx, plt) -> list[str]:
 
     lines = []
     width = 256 if ctx.quick else 512
+    ctx.step(f"GD of ReLU networks, n = {width}")
     X, Y = default_data(4, 8, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, depth in zip(axes, (1, 3), strict=True):
@@ -75,16 +79,25 @@ def _networks(ctx, plt) -> list[str]:
         lam0 = network_lambda0(net, X, Y, seed=0)
         for R in (1.0, 3.0, 6.0):
             r = network_catapult(net, X, Y, R, 100, 0, lambda0=lam0)
-            ax.semilogy(np.minimum(r.loss, 1e12), label=f"ηλ0={R}: {r.phase}")
+            t = np.arange(len(r.loss))
+            ok = np.isfinite(r.loss) & (r.loss > 0)
+            (line,) = ax.semilogy(t[ok], r.loss[ok], label=f"ηλ0={R}: {r.phase}")
+            if r.diverged_at is not None and ok.any():  # the history up to the blow-up, then a marker
+                ax.plot(t[ok][-1], r.loss[ok][-1], "x", ms=9, mew=2, color=line.get_color())
+                ax.annotate(f"diverged, GD stopped (step {r.diverged_at})", (t[ok][-1], r.loss[ok][-1]),
+                            xytext=(8, -4), textcoords="offset points", fontsize=7, va="top",
+                            color=line.get_color())
             lines.append(f"ReLU L={depth} n={width} ηλ0={R}: {r.phase}, λ_end/λ0="
-                         f"{r.lambda_end / lam0:.3g}")
-        ax.set(xlabel="step", ylabel="loss", title=f"ReLU, L={depth}, n={width}")
+                         f"{r.lambda_end / lam0:.3g}"
+                         + (f" (diverged at step {r.diverged_at})" if r.diverged_at is not None else ""))
+        ax.set(xlabel="step", ylabel="loss", title=f"ReLU, L={depth}, n={width}", xlim=(0, 100))
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ctx.path("catapult_relu.png"), dpi=110)
     plt.close(fig)
     lines.append("figure: catapult_relu.png")
     # measured upper thresholds (bisection per seed); linear two-layer on one input = uv model
+    ctx.step("bisection for the largest stable ηλ0 of real networks")
     from ..dynamics.gd_experiments import network_upper_threshold
 
     X1, Y1 = default_data(1, 8, seed=0)
