@@ -13,7 +13,14 @@ CASES = ((20, 1), (20, 4), (20, 20))
 
 
 def figure(path, n_samples: int, seed: int = 0) -> list[dict]:
-    """Histogram of Monte Carlo outputs vs the exact density and the log-normal approximation."""
+    """Histogram of Monte Carlo outputs vs the exact density and the log-normal approximation.
+
+    The law has an atom: z = 0 exactly when a hidden layer is entirely off, with probability
+    P[z = 0] = 1 − Π(1 − 2^{−n_ℓ}).  The histogram shows the nonzero samples normalised by *all*
+    samples, so it estimates the continuous part, whose integral is 1 − P[z = 0] (that is what
+    ``density_numpy`` returns); the atom is drawn as an arrow at 0 (a Dirac mass) labelled with
+    its exact mass and the Monte Carlo count of exact zeros.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,19 +39,29 @@ def figure(path, n_samples: int, seed: int = 0) -> list[dict]:
         law = relu_output_law(widths, x)
         lim = float(np.quantile(np.abs(z), 0.995))
         bins = np.linspace(-lim, lim, 81)
-        ax.hist(z, bins=bins, density=True, color="0.8", label=f"Monte Carlo ({n_samples})")
+        nz = z[z != 0]
+        ax.hist(nz, bins=bins, weights=np.full(nz.size, 1 / (z.size * (bins[1] - bins[0]))), color="0.8",
+                label=f"Monte Carlo ({n_samples}), z ≠ 0")
         g = np.linspace(-lim, lim, 801)
         g = g[g != 0]
-        ax.plot(g, law.density_numpy(g), "k-", lw=1.4, label="exact")
+        dens = law.density_numpy(g)
+        ax.plot(g, dens, "k-", lw=1.4, label="exact (continuous part)")
         ax.plot(g, law.lognormal_density_numpy(g), "r--", lw=1.2, label="log-normal")
         ax.set_yscale("log")
+        p0 = float(law.p_zero())
+        top = float(np.nanmax(dens[np.isfinite(dens)]))
+        ax.annotate("", xy=(0, 2.5 * top), xytext=(0, dens[dens > 0].min()),
+                    arrowprops={"arrowstyle": "-|>", "color": "tab:blue", "lw": 1.6})
+        ax.text(0.03 * lim, 2.5 * top, f"atom at 0: P[z = 0] = {p0:.2g}\n(Monte Carlo: {z.size - nz.size} of {z.size})",
+                color="tab:blue", fontsize=7, va="top")
+        ax.set_ylim(top=8 * top)
         ax.set_title(f"n = {n}, L = {L}  (L/n = {L / n:g})")
         ax.set_xlabel("z")
-        rows.append({"n": n, "L": L, "L_over_n": L / n, "p_zero": float(law.p_zero()),
+        rows.append({"n": n, "L": L, "L_over_n": L / n, "p_zero": p0, "zeros_mc": int(z.size - nz.size),
                      "kurtosis_exact": float(law.moment(4) / law.moment(2) ** 2),
                      "kurtosis_mc": float(np.mean(z ** 4) / np.mean(z ** 2) ** 2)})
     axes[0].set_ylabel("density")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
