@@ -37,7 +37,11 @@ def run(ctx) -> list[str]:
                  f"{float(p.cov[0, 0]):.6f})")
     out["training"] = p.as_dict()
     ctx.write_json("kernels.json", out)
-    ctx.write_text("kernels_relu.tex", symbolic_recursion("relu").latex())
-    ctx.write_text("kernels_generic.tex", symbolic_recursion("generic").latex())
+    from ..latex.standalone import standalone_document
+
+    ctx.write_text("kernels_relu.tex", standalone_document(symbolic_recursion("relu").latex(),
+                                                          title="NNGP and NTK recursions, ReLU"))
+    ctx.write_text("kernels_generic.tex", standalone_document(symbolic_recursion("generic").latex(),
+                                                             title="NNGP and NTK recursions, generic activation"))
     lines.append("wrote kernels.json, kernels_relu.tex, kernels_generic.tex")
     return lines

@@ -15,7 +15,10 @@ def run(ctx) -> list[str]:
     lines = []
     # 1. the derived order-1 layer map (generic σ) — what PDLT prints, obtained by the engine
     fw = FiniteWidth("generic", depth=3, order=1)
-    ctx.write_text("finite_layer_map_order1.tex", fw.latex() + "\n")
+    from ..latex.standalone import standalone_document
+
+    ctx.write_text("finite_layer_map_order1.tex", standalone_document(
+        fw.latex(), title="The derived layer map of Sigma at order 1/n (generic activation)"))
     lm = layer_map(1, 2)
     n_terms = sum(len(sp.Add.make_args(v)) for t in range(1, 5) for v in lm.moment((t,)).values())
     lines.append("derived the layer map of Σ for a generic σ: order 1 -> finite_layer_map_order1.tex; "

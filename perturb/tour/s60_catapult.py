@@ -13,7 +13,10 @@ def run(ctx) -> list[str]:
 
     lines = []
     maps = uv_maps()
-    ctx.write_text("catapult_uv_maps.tex", maps.latex() + "\n")
+    from ..latex.standalone import standalone_document
+
+    ctx.write_text("catapult_uv_maps.tex", standalone_document(
+        maps.latex(), title="Gradient-descent maps of the uv model (derived)", note="r = f - y."))
     lines += [f"derived: {s}" for s in str(maps).splitlines()]
     tower = hierarchy_tower(uv_model(), 4)
     import sympy as sp
