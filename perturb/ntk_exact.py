@@ -42,7 +42,7 @@ its complement, which is why the per-layer moments carry the indicator N_m ≥ 1
 
 For leaky ReLU D_ℓ² is not a projector containing u: the cross term 2a u·D²ξ survives and the
 layer factors become ratios X⁺/(X⁺ + α²X⁻) of the active/inactive chi-squares, so the
-moments are no longer finite sums of chi-square moments (not implemented).
+moments are no longer finite sums of chi-square moments: :mod:`perturb.ntk_exact_leaky`.
 
 >>> import sympy as sp
 >>> n = sp.Symbol("n", positive=True)
@@ -160,8 +160,8 @@ def _widths(widths) -> list[sp.Expr]:
 
 def _kind(kind: str) -> str:
     if kind not in KINDS:
-        extra = (" (leaky ReLU: D² is not a projector containing the forward direction, the chain "
-                 "does not close on chi-squares)" if isinstance(kind, str) and kind.startswith("leaky") else "")
+        extra = ("; leaky ReLU: perturb.ntk_exact_leaky.leaky_ntk_moments"
+                 if isinstance(kind, str) and kind.startswith("leaky") else "")
         raise PerturbError(f"activation {kind!r} has no exact NTK chain; valid: {', '.join(KINDS)}{extra}")
     return kind
 

@@ -93,6 +93,19 @@ def test_monte_carlo_real_networks_and_chain_law():
     assert np.isfinite(chain).all() and math.isfinite(float(ex["second"]))
 
 
+def test_depth_limit_is_e_beta_over_three():
+    # as for ReLU and linear nets: E Θ²/(E Θ)² e^{−β} -> 1/3, e^β = (E X²/(E X)²)^L with
+    # E X²/(E X)² = 1 + (6(1+α⁴)/(1+α²)² − 1)/n; Richardson extrapolation from L = 100, 200
+    al, n = mpmath.mpf(1) / 2, 4
+    g = 1 + (6 * (1 + al**4) / (1 + al**2) ** 2 - 1) / n
+
+    def scaled(L):
+        m = leaky_ntk_moments([n] * L, [1], alpha=0.5, dps=20)
+        return m["second"] / m["mean"] ** 2 / g**L
+
+    assert abs(2 * scaled(200) - scaled(100) - mpmath.mpf(1) / 3) < 1e-3
+
+
 def test_bad_input():
     with pytest.raises(PerturbError, match="dps"):
         leaky_ntk_moments([3], [1], alpha=0.5, dps=2)

@@ -181,7 +181,7 @@ def test_bad_input():
         relu_ntk_moments([4], [0, 0])
     with pytest.raises(PerturbError, match="widths must be >= 1"):
         relu_ntk_moments([4, 0], [1])
-    with pytest.raises(PerturbError, match="no exact NTK chain.*leaky"):
+    with pytest.raises(PerturbError, match="no exact NTK chain.*ntk_exact_leaky"):
         ntk_moment("leaky_relu:0.1", [4])
     with pytest.raises(PerturbError, match="p_max"):
         relu_ntk_moments([4], [1], p_max=1)
