@@ -42,21 +42,22 @@ import time
 
 __all__ = ["TourProgress", "TYPICAL_SECONDS", "format_seconds"]
 
-#: typical seconds per section, (quick, full), measured with ``perturb tour [--quick]`` on the
-#: project's 2-core CI machine under load; only used to estimate the time left
+#: typical seconds per section, (quick, full); only used to estimate the time left.  The quick
+#: column is ``perturb tour --quick`` measured on the 2-core development machine under load
+#: (about 3 min in all); the full column is an estimate (the longest full section ran ~73 s)
 TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
-    "s10_kernels": (3, 4),
+    "s10_kernels": (4, 5),
     "s20_montecarlo": (8, 40),
-    "s21_law_sampler": (6, 25),
-    "s30_criticality": (6, 20),
-    "s40_relu_exact": (6, 30),
-    "s50_finite": (10, 30),
-    "s60_catapult": (4, 15),
-    "s65_ntk_move": (15, 60),
-    "s66_ntk_run": (15, 75),
-    "s70_ntk": (15, 60),
-    "s72_ntk_multi": (10, 30),
-    "s80_derivations": (15, 20),
+    "s21_law_sampler": (2, 10),
+    "s30_criticality": (55, 73),
+    "s40_relu_exact": (9, 40),
+    "s50_finite": (24, 45),
+    "s60_catapult": (13, 35),
+    "s65_ntk_move": (13, 45),
+    "s66_ntk_run": (15, 60),
+    "s70_ntk": (6, 40),
+    "s72_ntk_multi": (30, 50),
+    "s80_derivations": (8, 10),
 }
 
 
