@@ -87,7 +87,7 @@ def _networks(ctx, plt) -> list[str]:
             (line,) = ax.semilogy(t[ok], r.loss[ok], label=f"ηλ0={R}: {r.phase}")
             if r.diverged_at is not None and ok.any():  # the history up to the blow-up, then a marker
                 ax.plot(t[ok][-1], r.loss[ok][-1], "x", ms=9, mew=2, color=line.get_color())
-                ax.annotate(f"diverged, GD stopped (step {r.diverged_at})", (t[ok][-1], r.loss[ok][-1]),
+                ax.annotate(f"diverged: |f − y| > 1e150 at step {r.diverged_at}", (t[ok][-1], r.loss[ok][-1]),
                             xytext=(8, -4), textcoords="offset points", fontsize=7, va="top",
                             color=line.get_color())
             lines.append(f"ReLU L={depth} n={width} ηλ0={R}: {r.phase}, λ_end/λ0="
