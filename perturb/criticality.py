@@ -945,7 +945,9 @@ def plot_phase_diagram(diagram: PhaseDiagram, path=None, *, ax=None):
            xlim=(diagram.C_b.min(), diagram.C_b.max()), ylim=(diagram.C_W.min(), diagram.C_W.max()))
     ax.legend(loc="lower right", fontsize=8)
     if path is not None:
-        fig.savefig(path, dpi=110)
+        from ._io import atomic_write
+
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))  # no partial figure on failure
     return fig
 
 

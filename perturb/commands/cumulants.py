@@ -39,6 +39,12 @@ def run(args) -> int:
     from ..finite import FiniteWidth
     from ..network import Network
 
+    if args.graph:
+        from .._io import check_writable_file
+
+        if not args.graph.endswith((".json", ".dot", ".gv")):
+            raise PerturbError(f"--graph must end in .json or .dot, got {args.graph!r}")
+        check_writable_file(args.graph, "--graph")  # before the derivation
     net = Network(args.activation, widths=args.widths, C_W=args.cw, C_b=args.cb)
     x = np.asarray(args.x, dtype=float)
     K1 = net.C_b[0] + net.C_W[0] * float(x @ x) / x.size

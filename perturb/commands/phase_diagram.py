@@ -8,6 +8,9 @@ from pathlib import Path
 from ..errors import PerturbError
 from ._common import positive_int, to_jsonable
 
+#: the largest grid side --n (n × n fixed points; n = 60 takes about a minute)
+MAX_N = 200
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -23,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--cb-max", dest="cb_max", type=float, default=2.0, help="largest C_b (default 2)")
     p.add_argument("--cw-min", dest="cw_min", type=float, default=0.5, help="smallest C_W (default 0.5)")
     p.add_argument("--cw-max", dest="cw_max", type=float, default=4.5, help="largest C_W (default 4.5)")
-    p.add_argument("--n", type=positive_int, default=60, help="grid points per axis (default 60)")
+    p.add_argument("--n", type=positive_int, default=60, help=f"grid points per axis, 2..{MAX_N} (default 60)")
     p.set_defaults(func=run)
 
 
@@ -35,10 +38,16 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".svg"):
         raise PerturbError(f"--out must end in .png or .svg, got '{args.out}'")
-    if args.n < 2:
-        raise PerturbError(f"--n must be >= 2, got {args.n}")
-    if not (0 < args.cw_min < args.cw_max) or args.cb_max <= 0:
-        raise PerturbError(f"need 0 < cw-min < cw-max and cb-max > 0, got cw-min={args.cw_min:g}, "
+    if not 2 <= args.n <= MAX_N:
+        raise PerturbError(f"--n must be between 2 and {MAX_N} (the grid is n × n fixed-point solves), got {args.n}")
+    from .._io import check_writable_file
+
+    # before the grid (minutes at large n): both output paths must be writable
+    check_writable_file(out, "--out")
+    if args.json_out:
+        check_writable_file(args.json_out, "--json")
+    if not (0 < args.cw_min < args.cw_max < float("inf")) or not 0 < args.cb_max < float("inf"):
+        raise PerturbError(f"need finite 0 < cw-min < cw-max and cb-max > 0, got cw-min={args.cw_min:g}, "
                            f"cw-max={args.cw_max:g}, cb-max={args.cb_max:g}")
     d = phase_diagram(args.activation, np.linspace(0.0, args.cb_max, args.n),
                       np.linspace(args.cw_min, args.cw_max, args.n))
@@ -48,6 +57,8 @@ def run(args) -> int:
     plt.close(fig)
     print(f"wrote {out}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(to_jsonable(d.as_dict()), indent=2) + "\n")
+        from .._io import atomic_write_text
+
+        atomic_write_text(args.json_out, json.dumps(to_jsonable(d.as_dict()), indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.json_out}")
     return 0
