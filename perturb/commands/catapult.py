@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from ._common import emit_json
+from ..errors import PerturbError
+from ._common import emit_json, nonneg_int, positive_int
+
+#: bounds on the work (memory ~ width, time ~ width × steps)
+MAX_WIDTH = 10_000_000
+MAX_STEPS = 1_000_000
 
 
 def register(sub) -> None:
@@ -17,9 +22,9 @@ def register(sub) -> None:
     )
     p.add_argument("--eta-lambda", dest="eta_lambda", type=float, required=True, metavar="R",
                    help="learning rate in units of 1/λ_0: R = η λ_0 (> 0)")
-    p.add_argument("--width", type=int, required=True, metavar="N", help="width n (>= 1)")
-    p.add_argument("--steps", type=int, default=1000, metavar="T", help="GD steps at most (default 1000)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of u, v (default 0)")
+    p.add_argument("--width", type=positive_int, required=True, metavar="N", help="width n (>= 1)")
+    p.add_argument("--steps", type=positive_int, default=1000, metavar="T", help="GD steps at most (default 1000)")
+    p.add_argument("--seed", type=nonneg_int, default=0, metavar="S", help="seed of u, v, >= 0 (default 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -27,6 +32,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..dynamics.catapult import uv_catapult
 
+    if args.width > MAX_WIDTH or args.steps > MAX_STEPS:
+        raise PerturbError(f"--width must be at most {MAX_WIDTH} and --steps at most {MAX_STEPS}, "
+                           f"got {args.width} and {args.steps}")
     res = uv_catapult(args.eta_lambda, args.width, steps=args.steps, seed=args.seed)
     if args.json:
         emit_json(res.as_dict())

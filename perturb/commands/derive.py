@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ._common import positive_int
 
@@ -39,10 +38,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise PerturbError(f"give a derivation name or --list; valid names: {', '.join(derivations.REGISTRY)}")
+    if args.out:
+        from .._io import check_writable_file
+
+        check_writable_file(args.out, "--out")  # before the (possibly long) derivation
     doc = derivations.build(args.name, activation=args.activation, order=args.order, checks=not args.no_checks)
     text = {"latex": to_latex, "markdown": to_markdown, "json": to_json}[args.format](doc)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        from .._io import atomic_write_text
+
+        atomic_write_text(args.out, text)
     else:
         sys.stdout.write(text)
     if not doc.checks_passed:

@@ -76,5 +76,6 @@ def write_graph(g, path: str) -> None:
         text = to_dot(g)
     else:
         raise PerturbError(f"graph file must end in .json or .dot, got {path!r}")
-    with open(path, "w") as fh:
-        fh.write(text)
+    from .._io import atomic_write_text
+
+    atomic_write_text(path, text)  # no partial graph file on failure

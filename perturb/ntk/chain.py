@@ -222,6 +222,15 @@ def _setup(widths, x, C_W, C_b, lambda_W, lambda_b, order):
 # --------------------------------------------------------------------------- numeric fold
 
 
+def require_ntk_defined(act) -> None:
+    """Refuse an activation whose derivative has a Dirac delta (``step``): σ'² has no Gaussian
+    expectation, so its NTK (and the NTK statistics built on it) is undefined."""
+    if act.derivative().has(sp.DiracDelta):
+        raise PerturbError(f"the NTK of activation '{act.name}' is undefined: its derivative has a Dirac delta, "
+                           "so <σ'σ'>_K does not exist; choose an activation with an ordinary derivative "
+                           "(relu, tanh, erf, gelu, ...)")
+
+
 def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, lambda_W=None,
                    lambda_b=None, order: int = 1, dps: int | None = None,
                    method: str = "auto") -> NTKStatistics:
@@ -245,6 +254,7 @@ def ntk_statistics(activation, widths: Sequence[int], x, *, C_W=1.0, C_b=0.0, la
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics needs a concrete activation (relu, tanh, gelu, ...)")
+    require_ntk_defined(act)
     rec, atoms, integrands, fns = _compiled(act.name)
     if dps:
         with mpmath.workdps(dps + 10):
@@ -331,6 +341,7 @@ def ntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lambd
     lw = cw if lambda_W is None else conv(lambda_W, "lambda_W")
     lb = cb if lambda_b is None else conv(lambda_b, "lambda_b")
     act = get_activation(activation)
+    require_ntk_defined(act)
     rec = derive_ntk_layer_map()
     exprs = {k: substitute_activation(rec.exprs[k], act) for k in _ALL}
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs.values()]),

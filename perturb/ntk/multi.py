@@ -42,7 +42,7 @@ from ..gaussian import expect
 from ..gaussian.atom import GaussianExpectation
 from ..gaussian.dispatch import substitute_activation
 from ..montecarlo._simulate import _check_inputs
-from .chain import _check_order, _check_widths, _layer_params
+from .chain import _check_order, _check_widths, _layer_params, require_ntk_defined
 from .derive_multi import MAX_INPUTS, STAT_NAMES_MULTI, derive_ntk_multi_map, derive_ntk_output
 
 __all__ = ["NTKMultiStatistics", "ntk_statistics_multi", "ntk_statistics_multi_exact", "MIN_EIGEN_RATIO"]
@@ -227,6 +227,7 @@ def ntk_statistics_multi(activation, widths: Sequence[int], X, *, C_W=1.0, C_b=0
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics_multi needs a concrete activation (relu, tanh, gelu, ...)")
+    require_ntk_defined(act)
     pairs = [(a, b) for a in range(N) for b in range(a, N)]
     if dps:
         with mpmath.workdps(dps + 10):
@@ -365,6 +366,7 @@ def ntk_statistics_multi_exact(activation, widths: Sequence, X, *, C_W=1, C_b=0,
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk_statistics_multi_exact needs a concrete activation (relu, linear, ...)")
+    require_ntk_defined(act)
     if not isinstance(widths, Sequence) or not len(widths):
         raise PerturbError(f"widths must be a non-empty list, got {widths!r}")
     ws = tuple(sp.sympify(w) for w in widths)

@@ -34,16 +34,17 @@ class TourContext:
             self.progress.step(text)
 
     def write_json(self, name: str, data: Any) -> Path:
+        from .._io import atomic_write_text
         from ..commands._common import to_jsonable
 
-        path = self.out / name
-        path.write_text(json.dumps(to_jsonable(data), indent=2) + "\n")
+        path = atomic_write_text(self.out / name, json.dumps(to_jsonable(data), indent=2) + "\n")
         self.files.append(name)
         return path
 
     def write_text(self, name: str, text: str) -> Path:
-        path = self.out / name
-        path.write_text(text)
+        from .._io import atomic_write_text
+
+        path = atomic_write_text(self.out / name, text)
         self.files.append(name)
         return path
 
@@ -75,7 +76,9 @@ def run_tour(out: str | Path = "perturb-tour", *, quick: bool = False, only: lis
 
         names = ", ".join(m.__name__.rsplit(".", 1)[-1] for m in sections())
         raise PerturbError(f"no tour section matches --only {only!r}; sections: {names}")
-    ctx = TourContext(out=Path(out), quick=quick)
+    from .._io import check_writable_dir
+
+    ctx = TourContext(out=check_writable_dir(out, "--out"), quick=quick)
     ctx.out.mkdir(parents=True, exist_ok=True)
     print(f"perturb tour — outputs in {ctx.out.resolve()}", file=stream)
     from ._progress import TourProgress

@@ -1,0 +1,109 @@
+"""Bad input is a one-line error with exit status 2 (issue 16): output paths checked before the work
+and written atomically, undefined NTKs, bounded work, strict JSON, no silent misparses."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from perturb._io import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
+from perturb.cli import main
+from perturb.errors import PerturbError
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("perturb")]
+    assert lines and "Traceback" not in err, err
+    return lines[-1]
+
+
+# ------------------------------------------------------------------ output files
+
+
+@pytest.fixture
+def afile(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    return f
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["derive", "nngp_recursion", "--out", "{missing}/d.tex"], "does not exist"),
+    (["derive", "nngp_recursion", "--out", "{afile}/d.tex"], "is not a folder"),
+    (["derive", "nngp_recursion", "--out", "{tmp}"], "is a folder"),
+    (["phase-diagram", "--out", "{missing}/p.png", "--n", "2"], "does not exist"),
+    (["phase-diagram", "--out", "{tmp}/p.png", "--json", "{missing}/p.json", "--n", "2"], "does not exist"),
+    (["tour", "--out", "{afile}", "--quick"], "it is a file, not a folder"),
+    (["tour", "--out", "{afile}/sub", "--quick"], "is a file, not a folder"),
+    (["cumulants", "--activation", "tanh", "--widths", "3", "--x", "1", "--graph", "{missing}/g.json"],
+     "does not exist"),
+    (["cumulants", "--activation", "tanh", "--widths", "3", "--x", "1", "--graph", "{tmp}/g.txt"], ".json or .dot"),
+])
+def test_output_path_refused_before_the_work(argv, what, tmp_path, afile, capsys):
+    argv = [a.format(missing=tmp_path / "missing", afile=afile, tmp=tmp_path) for a in argv]
+    t0 = time.perf_counter()
+    code, out, err = run(argv, capsys)
+    assert code == 2 and what in _one_line_error(err)
+    assert time.perf_counter() - t0 < 20  # refused before computing (the computations take minutes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+
+    def failing(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_check_helpers(tmp_path):
+    assert check_writable_file(tmp_path / "a.txt") == tmp_path / "a.txt"
+    assert check_writable_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(PerturbError, match="needs a file name"):
+        check_writable_file("")
+
+
+def test_derive_out_written(tmp_path, capsys):
+    out = tmp_path / "d.md"
+    code, _, _ = run(["derive", "nngp_recursion", "--markdown", "--no-checks", "--out", str(out)], capsys)
+    assert code == 0 and out.read_text().startswith("#")
+
+
+# ------------------------------------------------------------------ tracebacks that were exit 1
+
+
+@pytest.mark.parametrize("cmd", [["ntk-stats", "--widths", "3", "--x", "1"],
+                                 ["ntk-move", "--widths", "3", "--x", "1", "--eta", "0.1"]])
+def test_step_ntk_is_undefined(cmd, capsys):
+    code, _, err = run([*cmd, "--activation", "step"], capsys)
+    assert code == 2 and "Dirac delta" in _one_line_error(err)
+
+
+def test_catapult_negative_seed(capsys):
+    code, _, err = run(["catapult", "--eta-lambda", "1", "--width", "3", "--seed", "-1"], capsys)
+    assert code == 2 and "non-negative integer" in err and "Traceback" not in err
+
+
+def test_phase_diagram_grid_bounded(tmp_path, capsys):
+    code, _, err = run(["phase-diagram", "--out", str(tmp_path / "p.png"), "--n", "100000"], capsys)
+    assert code == 2 and "between 2 and 200" in _one_line_error(err)
