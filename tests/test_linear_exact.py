@@ -146,3 +146,18 @@ def test_one_neuron_network_is_chi_square_2():
     # L = 1, n_0 = n_1 = 1, C_W = 1: Θ = w_2² x² + w_1² x² = χ²_2, E Θ^p = 2·4⋯(2p)
     for p in (1, 2, 3, 4):
         assert ntk_moment_exact([1], p) == math.prod(2 + 2 * j for j in range(p))
+
+
+def test_double_scaling_prefactor():
+    # docs/relu_exact.md: E Θ²/(E Θ)² e^{−β} -> A(ξ) = 1/3 + 4/(3κξ) − 4(1 − e^{−κξ})/(3κ²ξ²) as
+    # L, n -> ∞ at ξ = L/n, κ = 3 for linear nets (derived there from the transfer matrix's rates).
+    # Exact values at n = 32, 64, 128, ξ = 1, extrapolated in 1/n (second-order Richardson).
+    def scaled(nn):
+        r = ntk_moment_exact([nn] * nn, 2) / ntk_moments_exact([nn] * nn)["mean"] ** 2
+        return float(r / sp.Rational(nn + 2, nn) ** nn)
+
+    v = [scaled(nn) for nn in (32, 64, 128)]
+    r1 = [2 * v[1] - v[0], 2 * v[2] - v[1]]
+    kappa = 3
+    formula = 1 / 3 + 4 / (3 * kappa) - 4 * (1 - math.exp(-kappa)) / (3 * kappa**2)
+    assert abs((4 * r1[1] - r1[0]) / 3 - formula) < 1e-5

@@ -124,6 +124,22 @@ def test_depth_limit_is_e_beta_over_three():
         assert abs(2 * scaled(200) - scaled(100) - 1 / 3) < 1e-3, kind
 
 
+@pytest.mark.slow
+def test_double_scaling_prefactor():
+    # A(ξ) = 1/3 + 4/(3κξ) − 4(1 − e^{−κξ})/(3κ²ξ²), κ = 6 (derived in docs/relu_exact.md), against
+    # the exact values at n = 32, 64, 128, L = ξn, extrapolated in 1/n (second-order Richardson)
+    for xi in (sp.Rational(1, 2), 1):
+        v = []
+        for nn in (32, 64, 128):
+            L = int(xi * nn)
+            r = ntk_moment("relu", [nn] * L, 2, C_W=2) / ntk_moment("relu", [nn] * L, 1, C_W=2) ** 2
+            v.append(float(r / sp.Rational(nn + 5, nn) ** L))
+        r1 = [2 * v[1] - v[0], 2 * v[2] - v[1]]
+        k, x = 6, float(xi)
+        formula = 1 / 3 + 4 / (3 * k * x) - 4 * (1 - math.exp(-k * x)) / (3 * k * k * x * x)
+        assert abs((4 * r1[1] - r1[0]) / 3 - formula) < 1e-4
+
+
 def _check_moments_mc(widths, N, seed):
     x = [[1.0, 0.0]]
     mom = relu_ntk_moments(widths, [1, 0], C_W=2, p_max=4)["moments"]
