@@ -144,6 +144,10 @@ def _check_cb(C_b, n: int) -> None:
                                f"biases), got {v!r}")
 
 
+#: the largest moment order (exact rationals with thousands of digits; the cumulant recursion is O(M²))
+MAX_MOMENT = 200
+
+
 def _moment_order(M) -> int:
     if isinstance(M, bool) or not isinstance(M, int | np.integer):
         raise PerturbError(f"moment order must be a positive even integer, got {M!r}")
@@ -151,6 +155,8 @@ def _moment_order(M) -> int:
     if M <= 0 or M % 2:
         raise PerturbError(f"moment order must be a positive even integer (odd moments vanish by "
                            f"symmetry), got {M}")
+    if M > MAX_MOMENT:
+        raise PerturbError(f"moment order {M} is too large (at most {MAX_MOMENT})")
     return M
 
 

@@ -119,7 +119,9 @@ def _with_implicit_products(toks, functions: Mapping, symbols: Mapping):
 
 
 def _number(text: str, exact: bool, fail) -> sp.Number:
-    mantissa = re.split(r"[eE]", text)[0]
+    mantissa, _, exponent = text.lower().partition("e")
+    if exponent and abs(int(exponent)) > 400:
+        fail(f"the number {text} is out of range (decimal exponent at most 400 in magnitude)")
     if len(mantissa.replace(".", "").lstrip("0")) > MAX_LITERAL_DIGITS:
         fail(f"the number {text[:20]}... has more than {MAX_LITERAL_DIGITS} digits")
     try:

@@ -107,3 +107,51 @@ def test_catapult_negative_seed(capsys):
 def test_phase_diagram_grid_bounded(tmp_path, capsys):
     code, _, err = run(["phase-diagram", "--out", str(tmp_path / "p.png"), "--n", "100000"], capsys)
     assert code == 2 and "between 2 and 200" in _one_line_error(err)
+
+
+# ------------------------------------------------------------------ strict JSON
+
+
+def _strict(text: str):
+    def refuse(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_emit_json_refuses_non_finite(capsys):
+    from perturb.commands._common import emit_json
+
+    with pytest.raises(PerturbError, match="not finite"):
+        emit_json({"a": 1.0, "b": [2.0, float("inf")]})
+    assert capsys.readouterr().out == ""  # nothing half-printed
+
+
+def test_relu_exact_beyond_float64_is_null_with_note(capsys):
+    # one ReLU layer of width n: E z^4 = 3 K² (1 + 5/n) with K = C_W x² = 2e400 (the relu_exact
+    # docstring's formula), = 32·10^800 at n = 3: beyond float64
+    code, out, _ = run(["relu-exact", "--widths", "3", "--x", "1e200", "--moment", "4", "--json"], capsys)
+    d = _strict(out)
+    assert code == 0 and d["moment"] is None and d["cumulant"] is None and "moment" in d["note"]
+    assert int(d["moment_exact"]) == 32 * 10**800  # the exact value is still there
+    code, out, _ = run(["relu-exact", "--widths", "3", "--x", "1e200", "--moment", "4", "--dps", "20", "--json"],
+                       capsys)
+    assert code == 0 and _strict(out)["moment"] == "3.2e+801"
+
+
+def test_relu_exact_moment_bounded(capsys):
+    code, _, err = run(["relu-exact", "--widths", "3", "--x", "1", "--moment", "1000", "--json"], capsys)
+    assert code == 2 and "at most 200" in _one_line_error(err)
+
+
+def test_latex_json_is_json(tmp_path, capsys):
+    f = tmp_path / "x.json"
+    f.write_text("[[1, 0], [0.5, 0.5]]")
+    code, out, _ = run(["kernel", "--activation", "relu", "--depth", "1", "--inputs", str(f), "--latex", "--json"],
+                       capsys)
+    d = _strict(out)
+    assert code == 0 and "\\" in d["latex"] and len(d["nngp"]) == 2
+    code, out, _ = run(["cumulants", "--activation", "relu", "--widths", "3", "--x", "1", "--latex", "--json"],
+                       capsys)
+    d = _strict(out)
+    assert code == 0 and "\\" in d["latex"] and "4" in d["cumulants"]

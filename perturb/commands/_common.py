@@ -108,5 +108,10 @@ def to_jsonable(value: Any, dps: int | None = None) -> Any:
 
 
 def emit_json(obj: Any, dps: int | None = None) -> None:
-    json.dump(to_jsonable(obj, dps), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Print ``obj`` as strict JSON (RFC 8259: no NaN/Infinity), all at once or not at all."""
+    data = to_jsonable(obj, dps)
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise PerturbError("a result is not finite (inf or nan); refusing to print it as a JSON number") from None
+    sys.stdout.write(text + "\n")

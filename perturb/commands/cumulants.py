@@ -56,10 +56,9 @@ def run(args) -> int:
         from ..finite import write_graph
 
         write_graph(fw.graph(), args.graph)
-    if args.latex:
+    if args.latex and not args.json:
         print(fw.latex())
-        if not args.json:
-            return 0
+        return 0
     st = fw.evaluate(K1=K1, widths=list(net.widths), C_W=list(net.C_W), C_b=list(net.C_b), dps=args.dps)
     out = {
         "K": st.K,
@@ -71,5 +70,7 @@ def run(args) -> int:
         # the contribution of each order c_0..c_K to each cumulant (and, separately, moment)
         out["series"] = {str(m): st.series("cumulants", m) for m in ORDERS}
         out["series_moments"] = {str(m): st.series("moments", m) for m in ORDERS}
+    if args.latex:
+        out["latex"] = fw.latex()  # --latex --json: the recursions under a key, stdout stays JSON
     emit_json(out, args.dps)
     return 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
-from ._common import add_dps_arg, add_network_args, to_jsonable
+from ._common import add_dps_arg, add_network_args, emit_json, to_jsonable
 
 
 def register(sub) -> None:
@@ -34,8 +31,7 @@ def run(args) -> int:
             for k in ("c_star", "chi_c", "xi_c"):
                 if d.get(k) is not None:
                     out[k] = float(d[k])
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(out)  # already converted; emit_json is strict JSON
         return 0
     print(f"{fp.activation}, C_W = {args.cw:g}, C_b = {args.cb:g}: {fp.phase}")
     for k in ("q_star", "c_star", "chi_parallel", "chi_perp", "chi_c", "xi_q", "xi_c"):

@@ -75,10 +75,10 @@ def run(args) -> int:
     X = _read_inputs(args.inputs)
     net = Network(args.activation, depth=args.depth, C_W=args.cw, C_b=args.cb,
                   lambda_W=args.lw, lambda_b=args.lb)
-    if args.latex:
-        print(symbolic_recursion(net.activation).latex(), end="")
-        if not args.json:
-            return 0
+    latex = symbolic_recursion(net.activation).latex() if args.latex else None
+    if args.latex and not args.json:
+        print(latex, end="")
+        return 0
     res = kernels(net, X, dps=args.dps)
     if res.ntk is None:
         import sys
@@ -87,7 +87,10 @@ def run(args) -> int:
               "Dirac delta); ntk is null", file=sys.stderr)
     if args.json or not args.latex:
         if args.json:
-            emit_json(res.as_dict(), dps=args.dps)
+            out = res.as_dict()
+            if latex is not None:
+                out["latex"] = latex  # --latex --json: the recursion under a key, stdout stays JSON
+            emit_json(out, dps=args.dps)
         else:
             _print_table(net, res, args.dps)
     return 0

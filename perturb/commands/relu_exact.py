@@ -14,11 +14,13 @@ variance of log Σ^{(L)} conditioned on Σ^{(L)} > 0, i.e. on z ≠ 0), and ``"d
 from __future__ import annotations
 
 import argparse
+import sys
 from fractions import Fraction
 
 import mpmath
 
 from ..errors import PerturbError
+from ..safeparse import parse_number
 from ._common import emit_json, positive_int, width_list
 
 
@@ -28,9 +30,9 @@ def _number_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError("expected at least one number")
     for t in toks:
         try:
-            Fraction(t)
-        except (ValueError, ZeroDivisionError):
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+            parse_number(t)  # exact and bounded (no 1e999999999 that would take minutes to expand)
+        except PerturbError as exc:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}: {exc}") from None
     return toks
 
 
@@ -57,6 +59,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _exact_text(q: Fraction) -> str:
+    try:
+        return str(q)
+    except ValueError:  # Python refuses to print integers of more than 4300 digits
+        raise PerturbError(f"the exact moment has more than {sys.get_int_max_str_digits()} digits; "
+                           "use a smaller --x or --moment") from None
+
+
 def compute(widths, x, cw, cb, M, density_points=None, dps=None, ntk=False, lambda_w=None,
             lambda_b=("0",)) -> dict:
     """The JSON payload of ``perturb relu-exact`` (library entry point for the command)."""
@@ -72,7 +82,7 @@ def compute(widths, x, cw, cb, M, density_points=None, dps=None, ntk=False, lamb
         lm, lv = law.log_moments(dps=work + 5)
         out = {
             "moment": num(mom),
-            "moment_exact": str(mom),
+            "moment_exact": _exact_text(mom),
             "cumulant": num(law.cumulant(M)),
             "p_zero": num(law.p_zero()),
             "log_mean": lm,
@@ -101,6 +111,26 @@ def compute(widths, x, cw, cb, M, density_points=None, dps=None, ntk=False, lamb
     return out
 
 
+def _beyond_float64_to_null(out: dict) -> dict:
+    """Values outside the float64 range become null, with a "note" naming them (JSON has no Infinity)."""
+    import sys
+
+    def fits(v):
+        return not isinstance(v, (mpmath.mpf, float)) or (mpmath.isfinite(v) and abs(v) <= sys.float_info.max)
+
+    bad = []
+    res = {}
+    for k, v in out.items():
+        ok = all(map(fits, v)) if isinstance(v, list) else fits(v)
+        res[k] = [t if fits(t) else None for t in v] if isinstance(v, list) else (v if ok else None)
+        if not ok:
+            bad.append(k)
+    if bad:
+        res["note"] = (f"{', '.join(bad)} outside the float64 range, printed as null; --dps D prints them as "
+                       "D-digit strings (moment_exact is exact)")
+    return res
+
+
 def run(args) -> int:
     if args.dps is not None and args.dps > 1000:
         raise PerturbError(f"--dps {args.dps} is too large (at most 1000)")
@@ -109,6 +139,8 @@ def run(args) -> int:
     out = compute(args.widths, args.x, args.cw, args.cb, args.moment, args.density, args.dps,
                   ntk=args.ntk, lambda_w=args.lambda_w, lambda_b=args.lambda_b)
     if args.json:
+        if not args.dps:
+            out = _beyond_float64_to_null(out)
         emit_json(out, args.dps)
     else:
         for k, v in out.items():
