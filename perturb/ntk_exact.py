@@ -63,8 +63,8 @@ import sympy as sp
 
 from .errors import NotImplementedOrderError, PerturbError
 
-__all__ = ["KINDS", "ntk_moment", "ntk_moments", "relu_ntk_moments", "layer_moment", "transfer_growth",
-           "sample_theta"]
+__all__ = ["KINDS", "ntk_moment", "ntk_moments", "ntk_series", "relu_ntk_moments", "layer_moment",
+           "transfer_growth", "sample_theta"]
 
 #: activations whose one-input NTK has the exact chain (σ(z) = z, |z|, max(z, 0))
 KINDS = ("linear", "abs", "relu")
@@ -352,6 +352,30 @@ def ntk_moments(kind: str, widths, x_norm2_over_n0=1, C_W=1, lambda_W=None, lamb
     var = second - mean ** 2
     var = var if var.is_number else _simplify(var)
     return {"mean": mean, "second": second, "var": var}
+
+
+def ntk_series(kind: str, L: int, order: int, x_norm2_over_n0=1, C_W=1, lambda_W=None, lambda_b=0) -> dict:
+    """The exact E Θ and Var Θ at L equal widths n, expanded in 1/n: coefficients of n^0..n^{−order}.
+
+    ReLU's exponentially small 2^{−n} terms have no 1/n expansion and are dropped.  Returns
+    ``{"mean": [c0, c1, ...], "var": [v0, v1, ...]}`` (SymPy), the shape of ``ntk-stats --series``.
+
+    >>> ntk_series("linear", 2, 2)
+    {'mean': [3, 0, 0], 'var': [0, 20, 16]}
+    """
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+        raise PerturbError(f"L must be a positive integer, got {L!r}")
+    if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 8:
+        raise PerturbError(f"order must be an integer in 0..8, got {order!r}")
+    n = sp.Symbol("n", positive=True)
+    eps = sp.Symbol("epsilon", positive=True)
+    m = ntk_moments(kind, [n] * L, x_norm2_over_n0, C_W, lambda_W, lambda_b)
+    out = {}
+    for key in ("mean", "var"):
+        e = sp.expand(m[key]).subs(sp.Pow(2, -n), 0)
+        ser = sp.series(sp.cancel(e.subs(n, 1 / eps)), eps, 0, order + 1).removeO()
+        out[key] = [sp.nsimplify(ser.coeff(eps, k)) for k in range(order + 1)]
+    return out
 
 
 def transfer_growth(kind: str, n) -> sp.Expr:

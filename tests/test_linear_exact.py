@@ -161,3 +161,14 @@ def test_double_scaling_prefactor():
     kappa = 3
     formula = 1 / 3 + 4 / (3 * kappa) - 4 * (1 - math.exp(-kappa)) / (3 * kappa**2)
     assert abs((4 * r1[1] - r1[0]) / 3 - formula) < 1e-5
+
+
+def test_series_in_one_over_n():
+    # the 1/n expansion of issue 13's closed forms, term by term (the shape of ntk-stats --series)
+    from perturb.ntk_exact import ntk_series
+
+    assert ntk_series("linear", 1, 2) == {"mean": [2, 0, 0], "var": [0, 4, 0]}
+    assert ntk_series("linear", 2, 2) == {"mean": [3, 0, 0], "var": [0, 20, 16]}
+    assert ntk_series("linear", 3, 3) == {"mean": [4, 0, 0, 0], "var": [0, 56, 92, 52]}
+    with pytest.raises(PerturbError, match="order must be"):
+        ntk_series("linear", 2, 9)
