@@ -5,7 +5,7 @@ activation needs the variances ``K_{αα}(p, p)`` and ``K_{ββ}(p', p')`` of bo
 N×N problem is cut into blocks of inputs I, J: the diagonal blocks (I, I) are folded first and
 record, at every activation, the variances of their inputs; each off-diagonal block (I, J),
 I < J, is then folded with those variances, and the result is mirrored.  A block's pixel-pair
-kernel has ``|I| |J| |S|²`` entries (``|S|`` positions), or ``|I| |J| |S|`` when no pooling
+kernel, laid out as an ``(|I| |S|) × (|J| |S|)`` matrix, has ``|I| |J| |S|²`` entries (``|S|`` positions), or ``|I| |J| |S|`` when no pooling
 layer needs different positions (the pixel diagonal: conv maps ``K(p, p)`` to ``K(p, p)``);
 the block size is chosen so that one such array stays under ``max_block_bytes``.
 
@@ -222,9 +222,9 @@ def _input_kernel(XI, XJ, full: bool, dps):
     B = XJ.reshape(nJ, -1, C)
     inv = (mpmath.mpf(1) / C) if dps else 1.0 / C
     if full or d == 0:
-        G = np.tensordot(A, B, axes=([2], [2]))          # (nI, P, nJ, P)
-        G = G.transpose(0, 2, 1, 3) * inv
-        G = G.reshape((nI, nJ) + S + S)
+        G = np.tensordot(A, B, axes=([2], [2]))          # (nI, P, nJ, P): the matrix layout
+        G *= inv
+        G = G.reshape((nI,) + S + (nJ,) + S) if d else G.reshape(nI, nJ)
     else:
         G = np.einsum("ipc,jpc->ijp", A, B) * inv
         G = G.reshape((nI, nJ) + S)
@@ -247,7 +247,7 @@ def _swap(M, d, full):
     if d == 0 or not full:
         axes = (1, 0) + tuple(range(2, M.ndim))
     else:
-        axes = (1, 0) + tuple(range(2 + d, 2 + 2 * d)) + tuple(range(2, 2 + d))
+        axes = tuple(range(1 + d, 2 + 2 * d)) + tuple(range(0, 1 + d))
     return M.transpose(axes)
 
 
@@ -267,8 +267,8 @@ def _run(layers, K, T, sp_shape, ctx: _Ctx):
             T = pool_window(T, x.window, full=ctx.full) if T is not None else None
             sp_shape = tuple(s // w for w, s in zip(x.window, sp_shape))
         elif isinstance(x, GlobalAvgPool):
-            K = global_mean(K, d)
-            T = global_mean(T, d) if T is not None else None
+            K = global_mean(K, d, full=ctx.full)
+            T = global_mean(T, d, full=ctx.full) if T is not None else None
             sp_shape = ()
         elif isinstance(x, Flatten):
             K = flatten_mean(K, d, full=ctx.full)
@@ -307,27 +307,22 @@ def _variances(K, d, full):
     """``K_{αα}(p, p)`` of a diagonal block, shape (n, *S)."""
     n = K.shape[0]
     r = np.arange(n)
-    S = K.shape[2:2 + d]
-    if d == 0:
+    if d == 0 or not full:
         return K[r, r].copy()
-    if not full:
-        return K[r, r].copy()
-    P = math.prod(S)
-    K4 = K.reshape(n, n, P, P)[r, r]                     # (n, P, P)
-    q = np.arange(P)
-    return K4[:, q, q].reshape((n,) + S).copy()
+    S = K.shape[1:1 + d]
+    return np.diagonal(K.reshape(n * math.prod(S), -1)).reshape((n,) + S).copy()
 
 
 def _act(layer: Act, K, T, sp_shape, ctx: _Ctx):
     act = layer.activation
     d = len(sp_shape)
     want = T is not None
-    nI, nJ = K.shape[0], K.shape[1]
+    shape = K.shape
     if ctx.dps:                                         # one symmetric matrix over (input, position)
-        C = _to_matrix(K, d, ctx.full)
+        C = _to_matrix(K, d)
         ss, dd = _mp_two_point(act, mpmath.matrix(C.tolist()), ctx.dps, want)
-        K2 = _from_matrix(ss, K.shape, d, ctx.full)
-        T2 = _from_matrix(dd, K.shape, d, ctx.full) * T if want else None
+        K2 = np.asarray(ss).reshape(shape)
+        T2 = np.asarray(dd).reshape(shape) * T if want else None
         return K2, T2
     if ctx.diagonal:
         v = _variances(K, d, ctx.full)
@@ -336,47 +331,44 @@ def _act(layer: Act, K, T, sp_shape, ctx: _Ctx):
     else:
         vI, vJ = ctx.vars_I[ctx.k], ctx.vars_J[ctx.k]
         ctx.k += 1
+    eng = _engine(act)
+    if ctx.diagonal and (ctx.full or d == 0):
+        # a symmetric Gram matrix over (input, position): perturb.infinite's engines as they are
+        # (upper triangle, row blocks on threads; ρ = 1 exactly on the diagonal)
+        C = _to_matrix(K, d)
+        Tm = _to_matrix(T, d) if want else None
+        if eng.relu is not None:
+            ss, dd = eng.relu_layer(C, Tm, 1.0, 0.0, 0.0, 0.0)
+            return ss.reshape(shape), (dd.reshape(shape) if dd is not None else None)
+        ss, dd = eng(C, want_ntk=want)
+        if dd is not None:
+            dd *= Tm
+        return ss.reshape(shape), (dd.reshape(shape) if dd is not None else None)
     if direct(act):
+        nI = shape[0]
         if ctx.full:
-            a = vI.reshape((nI, 1) + sp_shape + (1,) * d)
-            b = vJ.reshape((1, nJ) + (1,) * d + sp_shape)
+            nJ = shape[1 + d]
+            a = vI.reshape((nI,) + sp_shape + (1,) + (1,) * d)
+            b = vJ.reshape((1,) + (1,) * d + (nJ,) + sp_shape)
         else:
+            nJ = shape[1]
             a = vI.reshape((nI, 1) + sp_shape)
             b = vJ.reshape((1, nJ) + sp_shape)
         same = None
-        if ctx.diagonal:
-            same = np.eye(nI, dtype=bool).reshape((nI, nI) + (1,) * (2 * d if ctx.full else d))
-            if ctx.full and d:
-                P = math.prod(sp_shape)
-                same = same & np.eye(P, dtype=bool).reshape((1, 1) + sp_shape + sp_shape)
+        if ctx.diagonal:                                # diag layout: the input-diagonal entries
+            same = np.eye(nI, dtype=bool).reshape((nI, nI) + (1,) * d)
         ss, dd = act_pair(act, K, a, b, same, want)
         if want and dd is not None:
             dd *= T
         return ss, (dd if want else None)
-    C = _to_matrix(K, d, ctx.full)
-    if ctx.diagonal:
-        ss, dd = act_embedded(act, C, None, None, want)
-    else:
-        ss, dd = act_embedded(act, C, vI.ravel(), vJ.ravel(), want)
-    K2 = _from_matrix(ss, K.shape, d, ctx.full)
-    T2 = _from_matrix(dd, K.shape, d, ctx.full) * T if want and dd is not None else None
-    return K2, T2
+    C = _to_matrix(K, d)
+    ss, dd = act_embedded(act, C, vI.ravel(), vJ.ravel(), want)
+    return ss.reshape(shape), (dd.reshape(shape) * T if want and dd is not None else None)
 
 
-def _to_matrix(K, d, full):
-    """(nI, nJ, *S, *S) -> (nI·|S|, nJ·|S|)."""
-    nI, nJ = K.shape[:2]
+def _to_matrix(K, d):
+    """The full layout (nI, *S, nJ, *S) viewed as an (nI·|S|) × (nJ·|S|) matrix (no copy)."""
     if d == 0:
-        return np.ascontiguousarray(K)
-    if not full:  # pragma: no cover - the plan carries the full kernel for matrix-engine activations
-        raise PerturbError("internal: the matrix engine needs the full pixel-pair kernel")
-    P = math.prod(K.shape[2:2 + d])
-    return np.ascontiguousarray(K.reshape(nI, nJ, P, P).transpose(0, 2, 1, 3).reshape(nI * P, nJ * P))
-
-
-def _from_matrix(M, shape, d, full):
-    if d == 0:
-        return np.asarray(M).reshape(shape)
-    nI, nJ = shape[:2]
-    P = math.prod(shape[2:2 + d])
-    return np.asarray(M).reshape(nI, P, nJ, P).transpose(0, 2, 1, 3).reshape(shape).copy()
+        return K
+    nI = K.shape[0]
+    return K.reshape(nI * math.prod(K.shape[1:1 + d]), -1)

@@ -2,7 +2,7 @@
 
 At infinite width the pre-activations of one channel are a centred Gaussian field over
 (input α, position p); its law is the pair kernel ``K_{αβ}(p, p')``, held as an array of shape
-``(n_α, n_β, *S, *S)`` (``full``) or, when no pooling needs different positions, its pixel
+``(n_α, *S, n_β, *S)`` (``full``: an ``(n_α|S|) × (n_β|S|)`` matrix without copying) or, when no pooling needs different positions, its pixel
 diagonal ``K_{αβ}(p, p)`` of shape ``(n_α, n_β, *S)`` (``diag``).  With ``Θ`` the NTK, area
 ``|F|`` of the filter ``F``, and the NTK parameterisation (``λ_W = C_W``, ``λ_b = C_b``):
 
@@ -19,11 +19,10 @@ diagonal ``K_{αβ}(p, p)`` of shape ``(n_α, n_β, *S)`` (``diag``).  With ``Θ
   cross-covariance of ``x`` and ``f(x)`` vanishes).
 
 All linear maps work on float arrays and on object arrays of ``mpf`` alike (the ``--dps``
-path); the spatial axes are the trailing ones, so the same code serves any number of leading
-input axes.
+path).
 
 >>> import numpy as np
->>> K = np.ones((1, 1, 4, 4))                 # one input pair, 4 positions, constant kernel
+>>> K = np.ones((1, 4, 1, 4))                 # one input pair, 4 positions, constant kernel
 >>> float(patch_sum(K, (3,), "SAME", full=True)[0, 0, 0, 0])   # corner: 2 of 3 taps inside
 0.6666666666666666
 """
@@ -38,7 +37,7 @@ from ..errors import PerturbError
 from ..gaussian import expect
 from ..infinite import _engine, _relu_pair_terms
 
-__all__ = ["patch_sum", "pool_window", "global_mean", "flatten_mean", "direct", "act_pair", "act_embedded"]
+__all__ = ["spatial_axes", "patch_sum", "pool_window", "global_mean", "flatten_mean", "direct", "act_pair", "act_embedded"]
 
 
 def _pads(k: int, padding: str) -> tuple[int, int]:
@@ -48,43 +47,65 @@ def _pads(k: int, padding: str) -> tuple[int, int]:
     return lo, k - 1 - lo
 
 
+def spatial_axes(ndim: int, d: int, full: bool) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """The position axes of a block: ``full`` arrays are laid out ``(n_α, *S, n_β, *S)`` (so the
+    array is an ``(n_α|S|) × (n_β|S|)`` matrix without copying), ``diag`` ones ``(n_α, n_β, *S)``."""
+    if full:
+        return tuple(range(1, 1 + d)), tuple(range(2 + d, 2 + 2 * d))
+    return tuple(range(ndim - d, ndim)), None
+
+
+def _scale(out, factor):
+    if out.dtype == object:
+        import mpmath
+
+        return out * (mpmath.mpf(1) / factor)
+    out *= 1.0 / factor
+    return out
+
+
 def patch_sum(M, filt: tuple[int, ...], padding: str, *, full: bool):
-    """``(1/|F|) Σ_{d ∈ F} M(p+d, p'+d)`` over the trailing spatial axes (zero outside the input)."""
+    """``(1/|F|) Σ_{d ∈ F} M(p+d, p'+d)`` over the position axes (zero outside the input).
+
+    One axis at a time (the sum over the filter separates); SAME adds shifted views into a copy
+    (no padded temporary), VALID sums the windows where the filter fits.
+    """
     d = len(filt)
+    ax1, ax2 = spatial_axes(M.ndim, d, full)
     out = M
     for k_axis, k in enumerate(filt):
         if k == 1:
             continue
-        axes = (out.ndim - (2 if full else 1) * d + k_axis,) + ((out.ndim - d + k_axis,) if full else ())
-        lo, hi = _pads(k, padding)
-        if lo or hi:
-            width = [(0, 0)] * out.ndim
-            for ax in axes:
-                width[ax] = (lo, hi)
-            src = np.pad(out, width)
-        else:
-            src = out
-        n_out = out.shape[axes[0]] + lo + hi - k + 1
-        acc = None
+        axes = (ax1[k_axis],) + ((ax2[k_axis],) if full else ())
+        n = out.shape[axes[0]]
+        src_arr = out
+        if padding == "VALID":
+            n_out = n - k + 1
+            acc = None
+            for t in range(k):
+                sl = [slice(None)] * out.ndim
+                for ax in axes:
+                    sl[ax] = slice(t, t + n_out)
+                view = src_arr[tuple(sl)]
+                acc = view.copy() if acc is None else acc.__iadd__(view)
+            out = acc
+            continue
+        lo = (k - 1) // 2                 # XLA / neural-tangents SAME padding, stride 1
+        acc = src_arr.copy()
         for t in range(k):
-            sl = [slice(None)] * out.ndim
+            s = t - lo
+            if s == 0 or abs(s) >= n:
+                continue
+            dst = [slice(None)] * out.ndim
+            src = [slice(None)] * out.ndim
             for ax in axes:
-                sl[ax] = slice(t, t + n_out)
-            view = src[tuple(sl)]
-            if acc is None:
-                acc = view.copy()
-            else:
-                acc += view
+                dst[ax] = slice(max(0, -s), min(n, n - s))
+                src[ax] = slice(max(0, s), min(n, n + s))
+            acc[tuple(dst)] += src_arr[tuple(src)]
         out = acc
-    area = math.prod(filt)
     if out is M:
         out = M.copy()
-    if out.dtype == object:
-        import mpmath
-
-        return out * (mpmath.mpf(1) / area)
-    out *= 1.0 / area
-    return out
+    return _scale(out, math.prod(filt))
 
 
 def pool_window(M, window: tuple[int, ...], *, full: bool):
@@ -92,11 +113,12 @@ def pool_window(M, window: tuple[int, ...], *, full: bool):
     if not full:
         raise PerturbError("avg_pool needs the full pixel-pair kernel")      # planned by the fold
     d = len(window)
+    ax1, ax2 = spatial_axes(M.ndim, d, full)
     out = M
     for k_axis, w in enumerate(window):
         if w == 1:
             continue
-        for ax in (out.ndim - 2 * d + k_axis, out.ndim - d + k_axis):
+        for ax in (ax1[k_axis], ax2[k_axis]):
             n_out = out.shape[ax] // w
             acc = None
             for t in range(w):
@@ -105,41 +127,33 @@ def pool_window(M, window: tuple[int, ...], *, full: bool):
                 view = out[tuple(sl)]
                 acc = view.copy() if acc is None else acc.__iadd__(view)
             out = acc
-    area = math.prod(window)
     if out is M:
         out = M.copy()
-    if out.dtype == object:
-        import mpmath
-
-        return out * (mpmath.mpf(1) / (area * area))
-    out *= 1.0 / (area * area)
-    return out
+    area = math.prod(window)
+    return _scale(out, area * area)
 
 
-def global_mean(M, d: int):
-    """Mean of ``M(p, p')`` over all position pairs (the trailing 2d axes)."""
-    lead = M.shape[: M.ndim - 2 * d]
-    flat = M.reshape(lead + (-1,))
-    if M.dtype == object:
-        import mpmath
-
-        return flat.sum(axis=-1) * (mpmath.mpf(1) / flat.shape[-1])
-    return flat.mean(axis=-1)
+def global_mean(M, d: int, *, full: bool = True):
+    """Mean of ``M(p, p')`` over all position pairs."""
+    if d == 0:
+        return M
+    ax1, ax2 = spatial_axes(M.ndim, d, full)
+    total = M.sum(axis=ax1 + ax2)
+    return _scale(total, math.prod(M.shape[a] for a in ax1 + ax2))
 
 
 def flatten_mean(M, d: int, *, full: bool):
     """Mean of the pixel diagonal ``M(p, p)`` (flatten, then a dense layer with fan-in C·|S|)."""
     if d == 0:
         return M
-    lead = M.shape[: M.ndim - (2 if full else 1) * d]
-    P = math.prod(M.shape[M.ndim - d:])
-    flat = M.reshape(lead + (P, P)) if full else M.reshape(lead + (P,))
-    diag = np.diagonal(flat, axis1=-2, axis2=-1) if full else flat
-    if M.dtype == object:
-        import mpmath
-
-        return diag.sum(axis=-1) * (mpmath.mpf(1) / P)
-    return diag.mean(axis=-1)
+    if full:
+        nI, nJ = M.shape[0], M.shape[1 + d]
+        P = math.prod(M.shape[1:1 + d])
+        diag = np.diagonal(M.reshape(nI, P, nJ, P), axis1=1, axis2=3)      # (nI, nJ, P)
+    else:
+        P = math.prod(M.shape[2:])
+        diag = M.reshape(M.shape[:2] + (P,))
+    return _scale(diag.sum(axis=-1), P)
 
 
 def direct(activation) -> bool:
