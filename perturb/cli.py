@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except PerturbError as exc:
         print(f"perturb: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("perturb: error: not enough memory for this request; reduce the sizes (--samples, --widths, "
+              "--n, number of inputs)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("perturb: interrupted", file=sys.stderr)
         return 130

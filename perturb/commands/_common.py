@@ -69,9 +69,21 @@ def add_network_args(p: argparse.ArgumentParser, *, activation_default: str | No
     p.add_argument("--cb", type=float, default=0.0, help="bias variance C_b (default 0)")
 
 
+#: the most digits --dps accepts (mpmath work grows faster than D²; 1000 digits already takes minutes)
+MAX_DPS = 1000
+
+
+def dps_int(text: str) -> int:
+    """Parse --dps: an integer 1..MAX_DPS (argparse ``type``)."""
+    v = positive_int(text)
+    if v > MAX_DPS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_DPS} digits, got {v}")
+    return v
+
+
 def add_dps_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dps", type=positive_int, default=None,
-                   help="evaluate with mpmath at D significant digits; numbers print as strings")
+    p.add_argument("--dps", type=dps_int, default=None,
+                   help=f"evaluate with mpmath at D significant digits (1..{MAX_DPS}); numbers print as strings")
 
 
 def to_jsonable(value: Any, dps: int | None = None) -> Any:

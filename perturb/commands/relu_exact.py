@@ -21,7 +21,7 @@ import mpmath
 
 from ..errors import PerturbError
 from ..safeparse import parse_number
-from ._common import emit_json, positive_int, width_list
+from ._common import dps_int, emit_json, width_list
 
 
 def _number_list(text: str) -> list[str]:
@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--moment", type=int, required=True, help="even moment order M of z")
     p.add_argument("--density", type=_number_list, default=None,
                    help="also evaluate the density of z (continuous part) at these points")
-    p.add_argument("--dps", type=positive_int, default=None,
+    p.add_argument("--dps", type=dps_int, default=None,
                    help="evaluate with mpmath at D significant digits; numbers print as strings")
     p.add_argument("--ntk", action="store_true",
                    help="also the exact NTK mean and variance at x (keys ntk_mean, ntk_var, ntk_second)")
