@@ -155,3 +155,70 @@ def test_latex_json_is_json(tmp_path, capsys):
                        capsys)
     d = _strict(out)
     assert code == 0 and "\\" in d["latex"] and "4" in d["cumulants"]
+
+
+# ------------------------------------------------------------------ bounded work, silent misparses
+
+
+@pytest.mark.parametrize("argv", [
+    ["kernel", "--activation", "relu", "--depth", "1", "--inputs", "x.json", "--dps", "100000"],
+    ["criticality", "--activation", "tanh", "--dps", "1001"],
+    ["relu-exact", "--widths", "3", "--x", "1", "--moment", "2", "--dps", "5000"],
+])
+def test_dps_bounded(argv, capsys):
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "at most 1000" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--widths", "10,,10"), ("--widths", "10,"), ("--x", "1,,2"),
+                                         ("--x", ",1")])
+def test_empty_list_entries_refused(flag, value, capsys):
+    argv = ["mc", "--activation", "tanh", "--widths", "10", "--x", "1", "--samples", "10"]
+    argv[argv.index(flag) + 1] = value
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "empty entry" in err
+
+
+def test_relu_exact_empty_entry(capsys):
+    code, _, err = run(["relu-exact", "--widths", "3", "--x", "1,,2", "--moment", "2"], capsys)
+    assert code == 2 and "empty entry" in err
+
+
+def test_derive_list_filters(capsys):
+    code, out, _ = run(["derive", "--list", "ntk"], capsys)
+    assert code == 0 and out.splitlines() and all("ntk" in ln.split()[0] for ln in out.splitlines())
+    code, out, _ = run(["derive", "--list", "ntk", "--json"], capsys)
+    assert code == 0 and {d["name"] for d in _strict(out)} >= {"ntk_recursion", "dntk"}
+    code, _, err = run(["derive", "--list", "zzz"], capsys)
+    assert code == 2 and "no derivation name contains 'zzz'" in err
+
+
+def test_verify_json(capsys):
+    code, out, _ = run(["verify", "V", "--claim", "C_W**2*(E(s**4) - E(s**2)**2) + r*chi**2*V", "--json"], capsys)
+    d = _strict(out)
+    assert code == 0 and d["holds"] is True and d["verdict"] == "equal" and d["quantity"] == "V"
+    code, out, _ = run(["verify", "Ez2", "--claim", "K", "--activation", "relu", "--depth", "2", "--json"], capsys)
+    d = _strict(out)
+    # E z^2 of a ReLU network is exactly K at any width (no 1/n terms): the claim holds at every order
+    assert code == 0 and d["verdict"] == "equal" and all(r["agrees"] for r in d["rows"])
+    code, _, err = run(["verify", "Ez2", "--claim", "K", "--activation", "relu", "--depth", "1000"], capsys)
+    assert code == 2 and "at most 20" in err
+
+
+def test_tour_json(tmp_path, capsys):
+    code, out, err = run(["tour", "--quick", "--only", "s10", "--out", str(tmp_path / "t"), "--json"], capsys)
+    d = _strict(out)
+    assert code == 0 and d["out"] == str((tmp_path / "t").resolve()) and "kernels.json" in d["files"]
+    assert all((tmp_path / "t" / f).exists() for f in d["files"])
+
+
+def test_every_command_has_a_description(capsys):
+    from perturb.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        assert p.description and len(p.description) > 40, name
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert p.description.split()[0] in capsys.readouterr().out

@@ -16,8 +16,11 @@ from ..errors import PerturbError
 
 def float_list(text: str) -> list[float]:
     """Parse ``"1,0.5,-0.3"`` into floats (argparse ``type``)."""
+    toks = text.split(",")
+    if any(t.strip() == "" for t in toks) and text.strip():
+        raise argparse.ArgumentTypeError(f"empty entry in {text!r}; expected comma-separated numbers like 1,0.5,-0.3")
     try:
-        vals = [float(t) for t in text.split(",") if t.strip() != ""]
+        vals = [float(t) for t in toks if t.strip() != ""]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
     if not vals:
@@ -29,8 +32,11 @@ def float_list(text: str) -> list[float]:
 
 def width_list(text: str) -> list[int]:
     """Parse ``"16,16,16"`` into positive integer widths (argparse ``type``)."""
+    toks = text.split(",")
+    if any(t.strip() == "" for t in toks) and text.strip():
+        raise argparse.ArgumentTypeError(f"empty entry in {text!r}; expected comma-separated widths like 16,16,16")
     try:
-        vals = [int(t) for t in text.split(",") if t.strip() != ""]
+        vals = [int(t) for t in toks if t.strip() != ""]
     except ValueError:
         raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
     if not vals:

@@ -14,7 +14,8 @@ def register(sub) -> None:
                                    "while it is built) and print it as a standalone LaTeX document (default), "
                                    "Markdown or JSON.")
     p.add_argument("name", nargs="?", help="derivation name (see --list)")
-    p.add_argument("--list", action="store_true", help="list the derivations")
+    p.add_argument("--list", action="store_true",
+                   help="list the derivations (with NAME: those whose name contains it; --json: as JSON)")
     p.add_argument("--activation", default=None, help="activation (default per derivation)")
     p.add_argument("--order", type=positive_int, default=None, help="order k (order_k only)")
     fmt = p.add_mutually_exclusive_group()
@@ -33,8 +34,18 @@ def run(args: argparse.Namespace) -> int:
     from ..latex import to_json, to_latex, to_markdown
 
     if args.list:
-        for name, info in derivations.REGISTRY.items():
-            print(f"{name:20s} {info.title}")
+        # `derive --list NAME` lists the derivations whose name contains NAME (none: an error)
+        names = [n for n in derivations.REGISTRY if not args.name or args.name in n]
+        if not names:
+            raise PerturbError(f"no derivation name contains {args.name!r}; valid names: "
+                               f"{', '.join(derivations.REGISTRY)}")
+        if args.format == "json":
+            import json
+
+            print(json.dumps([{"name": n, "title": derivations.REGISTRY[n].title} for n in names], indent=2))
+            return 0
+        for name in names:
+            print(f"{name:20s} {derivations.REGISTRY[name].title}")
         return 0
     if not args.name:
         raise PerturbError(f"give a derivation name or --list; valid names: {', '.join(derivations.REGISTRY)}")

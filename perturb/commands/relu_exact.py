@@ -25,6 +25,8 @@ from ._common import dps_int, emit_json, width_list
 
 
 def _number_list(text: str) -> list[str]:
+    if text.strip() and any(t.strip() == "" for t in text.split(",")):
+        raise argparse.ArgumentTypeError(f"empty entry in {text!r}; expected comma-separated numbers like 1,0.5")
     toks = [t.strip() for t in text.split(",") if t.strip() != ""]
     if not toks:
         raise argparse.ArgumentTypeError("expected at least one number")
@@ -38,7 +40,13 @@ def _number_list(text: str) -> list[str]:
 
 def register(sub) -> None:
     p = sub.add_parser("relu-exact", help="exact moments, cumulants, atom at 0, log-moments and density "
-                                          "of a ReLU network output at one input (zero biases)")
+                                          "of a ReLU network output at one input (zero biases)",
+                       description="Exact finite-width statistics of the output z of a ReLU network with zero "
+                       "biases at one input. Given the last hidden layer z is Gaussian with variance Σ, and Σ = "
+                       "K^(1) Π_l (C_W/n_l) χ²_{B_l} with B_l ~ Binomial(n_l, 1/2) independent (Les Houches lectures, "
+                       "arXiv 2309.01592, Prop. 5.2; Hanin & Nica 2019), so every even moment is an exact rational "
+                       "(moment_exact), and the atom P(z = 0), the log-moments and the density (a Meijer-G "
+                       "mixture) are closed forms; --dps D evaluates them with mpmath at D digits.")
     p.add_argument("--widths", type=width_list, required=True, help="hidden widths n_1,...,n_L")
     p.add_argument("--x", type=_number_list, required=True, help="the input x (comma-separated, non-zero)")
     p.add_argument("--cw", type=_number_list, default=["2"],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import width_list
+from ._common import emit_json, nonneg_int, positive_int, width_list
+
+#: the deepest network an output-statistic claim is checked at (the engine folds L symbolic layers)
+MAX_DEPTH = 20
 
 
 def register(sub) -> None:
@@ -22,12 +25,16 @@ def register(sub) -> None:
                    help="C_W: for --mc (default 1.5); for output statistics a number or 'symbolic' (default symbolic)")
     p.add_argument("--cb", type=_number_or_symbolic, default=None,
                    help="C_b: for --mc and output statistics (default 0); 'symbolic' keeps it a symbol")
-    p.add_argument("--depth", type=int, default=1, help="output statistics: number of hidden layers L (default 1)")
+    p.add_argument("--depth", type=positive_int, default=1,
+                   help=f"output statistics: number of hidden layers L, 1..{MAX_DEPTH} (default 1)")
     p.add_argument("--order", type=int, default=None,
                    help="output statistics: derive the engine's series to this order in 1/n; 'equal up to order k' "
                         "with k >= ORDER then exits 0 (default: one order beyond the claim's highest)")
     p.add_argument("--samples", type=int, default=200_000, help="Monte Carlo networks (default 200000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--json", action="store_true",
+                   help='print the verdict as JSON: {"quantity", "verdict", "holds", "method", "lines", ...} '
+                   "(exit status as without --json)")
     p.set_defaults(func=run)
 
 
@@ -49,8 +56,17 @@ def run(args: argparse.Namespace) -> int:
             raise PerturbError(f"--mc is available for V and G1, not '{args.quantity}'")
         cw = None if args.cw in (None, "symbolic") else args.cw
         cb = None if args.cb == "symbolic" else (0 if args.cb is None else args.cb)
+        if args.depth > MAX_DEPTH:
+            raise PerturbError(f"--depth must be at most {MAX_DEPTH}, got {args.depth}")
         res = verify_order_claim(args.quantity, args.claim, activation=args.activation, depth=args.depth, order=args.order,
                                  C_W=cw, C_b=cb, seed=args.seed)
+        if args.json:
+            emit_json({"quantity": res.quantity, "verdict": res.verdict, "holds": res.holds, "method": res.method,
+                       "agree_to": res.agree_to, "engine_order": res.engine_order, "claim_beyond": res.claim_beyond,
+                       "rows": [{"order": r.order, "engine": _text(r.engine), "claim": _text(r.claim),
+                                 "difference": _text(r.difference), "agrees": r.agrees} for r in res.rows],
+                       "lines": list(res.lines)})
+            return 0 if res.holds else 1
         print("\n".join(res.lines))
         print("verdict:", res.verdict)
         return 0 if res.holds else 1
@@ -61,12 +77,30 @@ def run(args: argparse.Namespace) -> int:
     if args.mc and not args.widths:
         raise PerturbError("--mc needs --widths (e.g. --widths 10,10)")
     res = verify_claim(args.quantity, args.claim, activation=args.activation)
-    print("\n".join(res.lines))
-    print("verdict:", "equal" if res.holds else "not equal")
+    out = {"quantity": res.quantity, "verdict": "equal" if res.holds else "not equal", "holds": res.holds,
+           "method": res.method, "difference": {k: _text(v) for k, v in res.difference.items()},
+           "counterexample": res.counterexample, "lines": list(res.lines)}
+    if not args.json:
+        print("\n".join(res.lines))
+        print("verdict:", out["verdict"])
     ok = res.holds
     if args.mc:
         pred, est, v = monte_carlo_verdict(args.quantity, args.claim, args.widths, activation=args.activation,
                                            C_W=args.cw, C_b=args.cb, samples=args.samples, seed=args.seed)
-        print(v.report(f"Monte Carlo ({args.samples} networks, widths {args.widths}, seed {args.seed}) vs the claim"))
+        label = f"Monte Carlo ({args.samples} networks, widths {args.widths}, seed {args.seed}) vs the claim"
+        if args.json:
+            out["monte_carlo"] = {"prediction": float(pred), "value": float(est.value), "stderr": float(est.stderr),
+                                  "p_value": float(v.p_value), "passed": bool(v.passed), "report": v.report(label)}
+        else:
+            print(v.report(label))
         ok = ok and v.passed
+    if args.json:
+        emit_json(out)
     return 0 if ok else 1
+
+
+def _text(x):
+    """A SymPy difference/term as text, an mpmath number as a float (JSON)."""
+    import mpmath
+
+    return float(x) if isinstance(x, mpmath.mpf) else str(x)
