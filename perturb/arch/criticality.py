@@ -161,7 +161,7 @@ def residual_critical_point(activation, C_b: float = 0.0, *, xi: float, gamma: f
                             dps: int | None = None) -> ResidualCriticalPoint:
     """``C_W^crit(C_b; ξ, γ) = (1 − ξ²)/γ² · C_W^crit(γ² C_b/(1 − ξ²))`` and K* there.
 
-    ``C_W_plain`` is the critical C_W of the plain MLP at the same C_b, for comparison.
+    ``C_W_plain`` is the critical C_W of the plain MLP at the same C_b, for comparison (float64).
 
     >>> cp = residual_critical_point("erf", 0.0, xi=0.5, gamma=1.0)
     >>> round(cp.C_W / cp.C_W_plain, 12)                     # (1 − ξ²)/γ² at C_b = 0
@@ -170,7 +170,7 @@ def residual_critical_point(activation, C_b: float = 0.0, *, xi: float, gamma: f
     xi, gamma = _check_scalings(xi, gamma)
     f = gamma * gamma / (1 - xi * xi)
     cp = critical_point(activation, C_b * f, dps=dps)
-    plain = critical_point(activation, C_b, dps=dps)
+    plain = cp if f == 1 else critical_point(activation, C_b)
     cw = cp.C_W / f
     if dps:
         with mpmath.workdps(dps):
