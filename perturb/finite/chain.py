@@ -19,7 +19,7 @@ output z = z^{(L+1)} is N(0, Σ^{(L)}) given Σ^{(L)}, so κ_{2j}(z) = (2j−1)!
 >>> fw = FiniteWidth("relu", depth=3, order=2)
 >>> stats = fw.evaluate(K1=1.0, widths=[10, 10, 10], C_W=2.0)
 >>> round(float(stats.total_moment(4)), 10)        # 3 K² (1 + 15/n + 75/n²) for ReLU at C_W = 2
-4.1745
+9.75
 """
 
 from __future__ import annotations
