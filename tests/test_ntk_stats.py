@@ -206,7 +206,7 @@ def test_cli_json_contract(capsys):
     assert out["var"] == pytest.approx(10 * H**2 / 64, rel=1e-12)
 
 
-@pytest.mark.parametrize("args, msg", [(["--order", "2"], "not implemented"), (["--cw", "-1"], "cw"),
+@pytest.mark.parametrize("args, msg", [(["--order", "3"], "not implemented"), (["--cw", "-1"], "cw"),
                                        (["--x", "0"], "non-zero")])
 def test_cli_bad_input_exit_2(capsys, args, msg):
     base = {"--activation": "tanh", "--widths": "8", "--x": "1", "--cb": "0"}

@@ -44,7 +44,7 @@ from .observables import OUT, Summand, word, word_sort_key
 from .wick import contract_graph, hermite_weight
 
 __all__ = ["MultiIndex", "StateSymbols", "SYMS", "moment_symbol", "ref_symbol", "word_symbol",
-           "conditional_expectation", "average", "LayerMap", "derive_layer_map", "MAX_ORDER"]
+           "conditional_expectation", "average", "LayerMap", "derive_layer_map", "map_is_cached", "MAX_ORDER"]
 
 #: a moment multi-index: sorted ((word name, power), ...)
 MultiIndex = tuple[tuple[str, int], ...]
@@ -418,6 +418,17 @@ def _derive_layer_map(order: int, progress=None) -> LayerMap:
             need[b] = max(need.get(b, 0), e)
         todo_w |= used_r
     return lm
+
+
+def map_is_cached(order: int) -> bool:
+    """Whether the order-``order`` map is already in memory or in the disk cache (no derivation)."""
+    from .. import _diskcache
+
+    try:
+        path = _diskcache._path(f"{__name__}.derive_layer_map", (order,))
+    except OSError:  # pragma: no cover
+        return False
+    return path is not None and path.is_file()
 
 
 @functools.lru_cache(maxsize=4)
