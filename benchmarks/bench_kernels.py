@@ -46,13 +46,13 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,2000")
     p.add_argument("--depth", type=int, default=10)
-    p.add_argument("--acts", default="relu,erf,tanh")
+    p.add_argument("--acts", default="relu,erf,gelu,sin,tanh")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--check", type=int, default=40, help="inputs in the accuracy subsample (0: skip)")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(0)
-    params = {"relu": (2.0, 0.0), "erf": (1.5, 0.05), "tanh": (1.5, 0.05)}
+    params = {"relu": (2.0, 0.0), "erf": (1.5, 0.05), "gelu": (1.5, 0.05), "sin": (1.5, 0.05), "tanh": (1.5, 0.05)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {num_threads()} threads, {os.cpu_count()} cores, load average {load:.2f}")
     print(f"{'activation':<10} {'N':>6} {'depth':>5} {'seconds':>9} {'max rel err':>12}  engine")

@@ -36,6 +36,7 @@ array([[1.      , 0.775312],
 from __future__ import annotations
 
 import functools
+import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -227,6 +228,12 @@ class _Engine:
             dd = None if self.cf_d is None else (
                 sp.Float(self.cf_d.value) ** 2 if isinstance(self.cf_d, _ConstPair) else self.cf_d.expr)
             self.fused = fused_pair(self.cf.expr, dd)
+            self.fused_nngp = fused_pair(self.cf.expr, None)
+            # the diagonal (ρ = 1 exactly) by the one-variable closed forms <σ²>_K, <σ'²>_K:
+            # the two-point form there can be a rounding of ρ = 1 - ε away (arccos: ~1e-8)
+            self.cf1 = closed_form_of(self.s**2, 1)
+            self.cf1_d = None if not self.ntk_defined else (
+                _ConstPair(float(self.ds)) if not self.ds.free_symbols else closed_form_of(self.ds**2, 1))
         else:
             self.method = _FAST
         self.paths: deque[str] = deque(maxlen=4096)      # numeric paths taken, per layer
@@ -360,7 +367,7 @@ class _Engine:
         return K2, T2
 
     def closed_layer(self, K, Theta, C_W, C_b, lam_W, lam_b, block: int | None = None,
-                     threads: int | None = None, mirror: bool = True):
+                     threads: int | None = None, mirror: bool = True, cols: int = 1024):
         """One layer map for an activation with registry closed forms, fused and cache-blocked.
 
         The same shape as :meth:`relu_layer`: only the upper triangles of ``K`` and ``Θ`` are
@@ -373,8 +380,9 @@ class _Engine:
 
         straight into the outputs.  Rows or columns of zero variance get
         ``<σ(0) σ(u_β)> = σ(0) <σ>_{K_ββ}`` (and likewise for σ'), as the unfused path; a block
-        with a non-finite ``S`` or ``D`` raises :class:`PerturbError`.  ``block`` defaults to
-        about 8192 entries per block (the temporaries stay in cache).
+        with a non-finite ``S`` or ``D`` raises :class:`PerturbError`.  The upper triangle is cut in
+        tiles of ``block`` (default 16) rows by 1024 columns, so the temporaries of the compiled
+        map stay in cache whatever N.
         """
         a = np.diag(K).copy()
         if np.any(a < 0):
@@ -382,8 +390,8 @@ class _Engine:
         want_ntk = Theta is not None and self.ntk_defined
         N = K.shape[0]
         if block is None:
-            block = max(4, min(64, 8192 // max(N, 1)))
-        n = np.sqrt(a)
+            block = 16
+        cols = max(block, cols)
         zero = a == 0
         fix = None
         if np.any(zero):                                # σ(0) <σ>_{K_ββ}, σ'(0) <σ'>_{K_ββ}
@@ -393,48 +401,60 @@ class _Engine:
                 mean = np.asarray(expect(expr, a), dtype=float) if expr.free_symbols else \
                     np.full(N, float(expr))
                 fix.append((f0 * mean, f0 * f0))
+        diag = None
+        if self.cf1 is not None and (self.cf1_d is not None or not want_ntk):
+            with np.errstate(all="ignore"):
+                s1 = np.broadcast_to(np.asarray(self.cf1(a), dtype=float), a.shape)
+                dk = C_b + C_W * s1
+                dt = None
+                if want_ntk:
+                    d1 = (np.full(N, self.cf1_d.value ** 2) if isinstance(self.cf1_d, _ConstPair)
+                          else np.broadcast_to(np.asarray(self.cf1_d(a), dtype=float), a.shape))
+                    dt = lam_b + lam_W * s1 + C_W * d1 * np.diag(Theta)
+            diag = (dk, dt)
         K2 = np.empty((N, N))
         T2 = np.empty((N, N)) if want_ntk else None
         col = a[None, :]
-        fused = self.fused
+        fused = self.fused if want_ntk else self.fused_nngp
+        local = threading.local()
+        nbuf = fused.ntemp + 1
 
-        def rows(i0):
-            i1 = min(N, i0 + block)
-            c = np.clip(K[i0:i1, i0:], -(lim := np.multiply.outer(n[i0:i1], n[i0:])), lim)
-            ss, dd = fused(a[i0:i1, None], col[:, i0:], c)
-            if np.shape(ss) != c.shape:                 # S free of c (or of a, b): a fresh full block
-                ss = np.broadcast_to(ss, c.shape).copy()
-            if not want_ntk:
-                dd = None
-            elif np.ndim(dd) and np.shape(dd) != c.shape:
-                dd = np.broadcast_to(dd, c.shape).copy()
-            if fix is not None:
-                zr, zc = zero[i0:i1], zero[i0:]
-                for M, (fm, f00) in zip((ss, dd), fix):
-                    if M is None or np.ndim(M) == 0:
-                        continue
-                    M[zr, :] = fm[None, i0:]
-                    M[:, zc] = fm[i0:i1, None]
-                    M[np.ix_(zr, zc)] = f00
-            for expr, M in ((self.s, ss), (self.ds, dd)):
+        def tile(t):                                    # rows i0:i1, columns j0:j1 (j0 >= i0)
+            i0, j0 = t
+            i1, j1 = min(N, i0 + block), min(N, j0 + cols)
+            m, w = i1 - i0, j1 - j0
+            ws = getattr(local, "ws", None)
+            if ws is None:                              # per-thread workspace, reused by every tile
+                ws = local.ws = np.empty((nbuf + 1, block * cols))
+            work = [ws[k, :m * w].reshape(m, w) for k in range(nbuf + 1)]
+            c = work.pop()
+            np.copyto(c, K[i0:i1, j0:j1])
+            ok, ot = K2[i0:i1, j0:j1], (T2[i0:i1, j0:j1] if want_ntk else None)
+            fused.layer(a[i0:i1, None], col[:, j0:j1], c, Theta[i0:i1, j0:j1] if want_ntk else None,
+                        ok, ot, C_W, C_b, lam_W, lam_b, work)
+            if diag is not None and j0 == i0:
+                r = np.arange(m)
+                ok[r, r] = diag[0][i0:i1]
+                if want_ntk:
+                    ot[r, r] = diag[1][i0:i1]
+            if fix is not None:                         # rows / columns of zero variance
+                zr, zc = zero[i0:i1], zero[j0:j1]
+                hit = zr[:, None] | zc[None, :]
+                if hit.any():
+                    parts = []
+                    for fm, f00 in fix:                 # σ(0) <σ>_{K_ββ} along a zero row, ...
+                        P = np.where(zr[:, None], fm[None, j0:j1], fm[i0:i1, None])
+                        P[np.ix_(zr, zc)] = f00
+                        parts.append(P[hit])
+                    ok[hit] = C_b + C_W * parts[0]
+                    if want_ntk:
+                        ot[hit] = lam_b + lam_W * parts[0] + C_W * parts[1] * Theta[i0:i1, j0:j1][hit]
+            for expr, M in ((self.s, ok), (self.ds, ot)):
                 if M is not None and not np.isfinite(np.sum(M)) and not np.all(np.isfinite(M)):
                     raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
-            out = K2[i0:i1, i0:]
-            np.multiply(ss, C_W, out=out)
-            if C_b:
-                out += C_b
-            if want_ntk:
-                out = T2[i0:i1, i0:]
-                np.multiply(Theta[i0:i1, i0:], C_W * dd if np.ndim(dd) == 0 else dd, out=out)
-                if np.ndim(dd):
-                    out *= C_W
-                if lam_W:
-                    ss *= lam_W
-                    out += ss
-                if lam_b:
-                    out += lam_b
 
-        run_blocks(rows, range(0, N, block), threads)
+        tiles = [(i0, j0) for i0 in range(0, N, block) for j0 in range(i0, N, cols)]
+        run_blocks(tile, tiles, threads)
         if mirror:                                      # else: upper triangles only (see _fold)
             mirror_upper(K2, threads)
             if want_ntk:
