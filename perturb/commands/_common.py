@@ -99,6 +99,10 @@ def to_jsonable(value: Any, dps: int | None = None) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v, dps) for v in value]
     if isinstance(value, np.ndarray):
+        if value.ndim and not dps and value.dtype.kind in "biuf":    # fast path: no per-element recursion
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise PerturbError("result is not finite (inf or nan); refusing to print it as a number")
+            return value.tolist()
         return [to_jsonable(v, dps) for v in value.tolist()] if value.ndim else to_jsonable(value.item(), dps)
     if isinstance(value, (mpmath.mpf, mpmath.mpc)):
         return mpmath.nstr(value, dps) if dps else float(value)
@@ -125,11 +129,33 @@ def to_jsonable(value: Any, dps: int | None = None) -> Any:
     return value
 
 
+#: JSON with more numbers than this is printed compactly (one line, no spaces)
+COMPACT_ABOVE = 10_000
+
+
+def _count_numbers(data: Any, limit: int = COMPACT_ABOVE) -> int:
+    """How many leaves ``data`` holds, counting no further than just past ``limit``."""
+    stack, n = [data], 0
+    while stack and n <= limit:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            if x and not isinstance(x[0], (list, dict)):
+                n += len(x)
+            else:
+                stack.extend(x)
+        else:
+            n += 1
+    return n
+
+
 def emit_json(obj: Any, dps: int | None = None) -> None:
     """Print ``obj`` as strict JSON (RFC 8259: no NaN/Infinity), all at once or not at all."""
     data = to_jsonable(obj, dps)
-    try:
-        text = json.dumps(data, indent=2, allow_nan=False)
+    try:   # big payloads (e.g. N×N Gram matrices) compact: indentation would triple their size
+        text = (json.dumps(data, indent=2, allow_nan=False) if _count_numbers(data) <= COMPACT_ABOVE
+                else json.dumps(data, separators=(",", ":"), allow_nan=False))
     except ValueError:
         raise PerturbError("a result is not finite (inf or nan); refusing to print it as a JSON number") from None
     sys.stdout.write(text + "\n")

@@ -38,6 +38,9 @@ def register(sub) -> None:
     add_dps_arg(p)
     p.add_argument("--latex", action="store_true", help="print the recursion used, as LaTeX")
     p.add_argument("--json", action="store_true", help='print {"nngp": [[...]], "ntk": [[...]]}')
+    p.add_argument("--out", default=None, metavar="FILE.npz",
+                   help="write the matrices to a numpy file: .npz (arrays 'nngp', 'ntk') or .npy (stacked "
+                   "[nngp, ntk], shape (2, N, N)); checked before the work, written atomically")
     p.set_defaults(func=run)
 
 
@@ -69,14 +72,23 @@ def run(args) -> int:
     if args.arch is not None:
         from ._arch import run_arch
 
+        if getattr(args, "out", None):
+            raise PerturbError("--out is not available with --arch yet; use --json")
+
         return run_arch(args)
     if args.activation is None or args.depth is None:
         raise PerturbError("perturb kernel needs --activation and --depth (or --arch SPEC.json)")
     X = _read_inputs(args.inputs)
     net = Network(args.activation, depth=args.depth, C_W=args.cw, C_b=args.cb,
                   lambda_W=args.lw, lambda_b=args.lb)
+    out_path = None
+    if args.out is not None:
+        from ..infinite import _has_delta
+        from ._gram_out import check_gram_out
+
+        out_path = check_gram_out(args.out, dps=args.dps, ntk_defined=not _has_delta(net.activation.derivative()))
     latex = symbolic_recursion(net.activation).latex() if args.latex else None
-    if args.latex and not args.json:
+    if args.latex and not args.json and out_path is None:
         print(latex, end="")
         return 0
     res = kernels(net, X, dps=args.dps)
@@ -85,6 +97,19 @@ def run(args) -> int:
 
         print(f"perturb: note: the NTK of '{net.activation.name}' is undefined (its derivative is a "
               "Dirac delta); ntk is null", file=sys.stderr)
+    if out_path is not None:
+        import sys
+
+        from ._gram_out import write_gram
+
+        write_gram(out_path, res.nngp, res.ntk)
+        N = res.nngp.shape[0]
+        print(f"perturb: wrote {'nngp, ntk' if res.ntk is not None else 'nngp'} ({N}×{N}) to {out_path}",
+              file=sys.stderr if args.json else sys.stdout)
+        if not args.json:
+            if latex is not None:
+                print(latex, end="")
+            return 0
     if args.json or not args.latex:
         if args.json:
             out = res.as_dict()
