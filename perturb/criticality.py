@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import mpmath
 import numpy as np
@@ -48,6 +48,7 @@ __all__ = [
     "fixed_point",
     "fixed_point_grid",
     "critical_point",
+    "critical_points",
     "critical_line",
     "universality_class",
     "gaussian_series",
@@ -580,6 +581,28 @@ class CriticalPoint:
         return out
 
 
+def _critical_task(task) -> CriticalPoint:
+    activation, cb, dps = task
+    return critical_point(activation, cb, dps=dps)
+
+
+def critical_points(activation, C_b, *, dps: int | None = None, executor=None) -> list[CriticalPoint]:
+    """:func:`critical_point` at each C_b of a list, each point one task of ``executor``.
+
+    ``executor`` is a :class:`perturb.montecarlo.Executor` (local processes or a Dask cluster;
+    default serial); every point is computed on its own, so the numbers do not depend on it.
+
+    >>> [round(cp.C_W, 7) for cp in critical_points("tanh", [0.0, 0.05])]
+    [1.0, 1.7609546]
+    """
+    act = _act(activation)
+    cbs = [float(c) for c in np.atleast_1d(np.asarray(C_b, dtype=float))]
+    _check_params(1.0, cbs)
+    from .montecarlo._executor import Executor
+
+    return (executor or Executor.serial()).map(_critical_task, [(act, cb, dps) for cb in cbs])
+
+
 def _critical_q_fast(act: Activation, C_b: np.ndarray) -> np.ndarray:
     """q solving q - <σ²>_q/<σ'²>_q = C_b (the joint solution of χ_⊥ = 1 and the length map)."""
     qg, _ = _q_grid_table(act)
@@ -886,8 +909,23 @@ class PhaseDiagram:
         }
 
 
-def phase_diagram(activation="tanh", C_b=None, C_W=None, *, n: int = 60, q0: float = 1.0) -> PhaseDiagram:
+#: grid points per block of a phase diagram: the blocks (rows of C_W) are the tasks an executor
+#: maps, fixed by the grid alone, so every executor (serial, processes, Dask) gives the same bits
+PHASE_BLOCK_POINTS = 1024
+
+
+def _phase_block(task) -> FixedPointGrid:
+    act, cw, cb, q0 = task
+    return fixed_point_grid(act, cw[:, None], cb[None, :], q0=q0)
+
+
+def phase_diagram(activation="tanh", C_b=None, C_W=None, *, n: int = 60, q0: float = 1.0,
+                  executor=None) -> PhaseDiagram:
     """Compute the phase diagram on a grid (defaults: C_b ∈ [0, 2], C_W ∈ [0.5, 4.5], n × n).
+
+    The grid is computed in blocks of rows (about :data:`PHASE_BLOCK_POINTS` points each) mapped
+    by ``executor`` (a :class:`perturb.montecarlo.Executor`, e.g. on a Dask cluster; default
+    serial) — the same numbers whichever executor runs them.
 
     >>> d = phase_diagram("tanh", n=8)
     >>> d.grid.shape, sorted(set(d.grid.phase.ravel().tolist()))
@@ -899,7 +937,13 @@ def phase_diagram(activation="tanh", C_b=None, C_W=None, *, n: int = 60, q0: flo
     if cb.ndim != 1 or cw.ndim != 1 or cb.size < 2 or cw.size < 2:
         raise PerturbError("phase diagram axes must be 1-D arrays with at least 2 values")
     _check_params(cw, cb)
-    grid = fixed_point_grid(act, cw[:, None], cb[None, :], q0=q0)
+    from .montecarlo._executor import Executor
+
+    rows = max(1, PHASE_BLOCK_POINTS // cb.size)
+    blocks = (executor or Executor.serial()).map(
+        _phase_block, [(act, cw[i:i + rows], cb, q0) for i in range(0, cw.size, rows)])
+    grid = FixedPointGrid(act.name, *(np.concatenate([getattr(b, f.name) for b in blocks])
+                                      for f in fields(FixedPointGrid)[1:]))
     lb = np.linspace(cb.min(), cb.max(), max(4 * cb.size, 50))
     lw, lq = critical_line(act, lb)
     return PhaseDiagram(act.name, cb, cw, grid, lb, lw, lq)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_dps_arg, emit_json
+from ._cluster import add_cluster_args, executor_from_args
+from ._common import add_dps_arg, emit_json, float_list
 
 
 def register(sub) -> None:
@@ -16,9 +17,28 @@ def register(sub) -> None:
     p.add_argument("--activation", required=True,
                    help="activation name (relu, leaky_relu:A, tanh, erf, ...) or SymPy expression in z")
     p.add_argument("--cb", type=float, default=0.0, help="bias variance C_b (>= 0, default 0)")
+    p.add_argument("--cb-values", dest="cb_values", type=float_list, default=None, metavar="LIST",
+                   help="a grid of C_b values, e.g. 0,0.1,0.2 (instead of --cb): one critical point each, "
+                   "computed in parallel with --workers/--scheduler/--dask-local; JSON {\"points\": [...]}")
     add_dps_arg(p)
+    add_cluster_args(p, workers=True)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
+
+
+def _run_grid(args) -> int:
+    from ..criticality import critical_points
+
+    with executor_from_args(args) as ex:
+        pts = critical_points(args.activation, args.cb_values, dps=args.dps, executor=ex)
+    if args.json:
+        # C_b as given (a string of the float's repr under --dps, where numbers print as strings)
+        emit_json({"points": [{"C_b": repr(cp.C_b) if args.dps else cp.C_b, **cp.as_dict()} for cp in pts]},
+                  args.dps)
+        return 0
+    for cp in pts:
+        print(f"{cp.activation} at C_b = {cp.C_b:g}: critical C_W = {cp.C_W}, K* = {cp.K_star}")
+    return 0
 
 
 def run(args) -> int:
@@ -29,6 +49,8 @@ def run(args) -> int:
         vertex_depth_series,
     )
 
+    if args.cb_values is not None:
+        return _run_grid(args)
     cp = critical_point(args.activation, args.cb, dps=args.dps)
     if args.json:
         emit_json(cp.as_dict(), args.dps)

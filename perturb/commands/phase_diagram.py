@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import PerturbError
+from ._cluster import add_cluster_args, executor_from_args
 from ._common import positive_int, to_jsonable
 
 #: the largest grid side --n (n × n fixed points; n = 60 takes about a minute)
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--cw-min", dest="cw_min", type=float, default=0.5, help="smallest C_W (default 0.5)")
     p.add_argument("--cw-max", dest="cw_max", type=float, default=4.5, help="largest C_W (default 4.5)")
     p.add_argument("--n", type=positive_int, default=60, help=f"grid points per axis, 2..{MAX_N} (default 60)")
+    add_cluster_args(p, workers=True)
     p.set_defaults(func=run)
 
 
@@ -49,8 +51,9 @@ def run(args) -> int:
     if not (0 < args.cw_min < args.cw_max < float("inf")) or not 0 < args.cb_max < float("inf"):
         raise PerturbError(f"need finite 0 < cw-min < cw-max and cb-max > 0, got cw-min={args.cw_min:g}, "
                            f"cw-max={args.cw_max:g}, cb-max={args.cb_max:g}")
-    d = phase_diagram(args.activation, np.linspace(0.0, args.cb_max, args.n),
-                      np.linspace(args.cw_min, args.cw_max, args.n))
+    with executor_from_args(args) as ex:
+        d = phase_diagram(args.activation, np.linspace(0.0, args.cb_max, args.n),
+                          np.linspace(args.cw_min, args.cw_max, args.n), executor=ex)
     fig = plot_phase_diagram(d, out)
     import matplotlib.pyplot as plt
 

@@ -28,6 +28,7 @@ from ._estimators import (
     standardized_cumulant,
     standardized_moment,
 )
+from ._executor import Executor, open_executor
 from ._simulate import (
     CHUNK_BYTES,
     SAMPLERS,
@@ -50,6 +51,8 @@ __all__ = [
     "train_gd",
     "TrainResult",
     "run_sweep",
+    "Executor",
+    "open_executor",
     "chunk_size",
     "CHUNK_BYTES",
     "WEIGHT_LAWS",

@@ -25,12 +25,9 @@ index in the same way.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +35,7 @@ import scipy.special as sc
 
 from ..errors import PerturbError
 from ..network import Network
+from ._executor import Executor
 from ._law import law_chunk_size, law_forward
 
 __all__ = [
@@ -318,10 +316,6 @@ def _run_chunk(task) -> np.ndarray:
 # --------------------------------------------------------------------------- driver
 
 
-def _ignore_sigint() -> None:  # worker initializer: Ctrl-C is the parent's business
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @dataclass
 class _Progress:
     total: int
@@ -352,16 +346,27 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _pick_executor(workers, executor) -> Executor:
+    workers = _check_count(workers, "workers")
+    if executor is None:
+        return Executor.processes(workers)
+    if not isinstance(executor, Executor):
+        raise PerturbError(f"executor must be a perturb.montecarlo.Executor, got {type(executor).__name__}")
+    if workers != 1:
+        raise PerturbError(f"pass either workers={workers} or an executor, not both")
+    return executor
+
+
 def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=None, workers=1,
          extra=None, progress: bool | None = False, result_bytes_per_sample: int = 0,
-         sampler: str = "weights"):
+         sampler: str = "weights", executor: Executor | None = None):
     net = _check_network(net)
     X = _check_inputs(X)
     n_samples = _check_count(n_samples)
     seed = _check_seed(seed)
     law = _check_law(weight_law)
     sampler = _check_sampler(sampler, kind, law)
-    workers = _check_count(workers, "workers")
+    ex = _pick_executor(workers, executor)
     need = n_samples * result_bytes_per_sample
     if need > MAX_RESULT_BYTES:
         raise PerturbError(
@@ -395,22 +400,8 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
     tasks = [(kind, spec, X, seed, i, min(size, n_samples - i * size), law, extra, sampler)
              for i in range(n_chunks)]
     bar = _Progress(n_chunks, f"mc {kind}", progress)
-    results: list = [None] * n_chunks
     try:
-        if workers == 1 or n_chunks == 1:
-            for i, t in enumerate(tasks):
-                results[i] = _run_chunk(t)
-                bar.update(i + 1)
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, n_chunks, os.cpu_count() or 1),
-                                     initializer=_ignore_sigint) as ex:
-                try:
-                    for i, r in enumerate(ex.map(_run_chunk, tasks)):
-                        results[i] = r
-                        bar.update(i + 1)
-                except BaseException:
-                    ex.shutdown(wait=False, cancel_futures=True)
-                    raise
+        results = ex.map(_run_chunk, tasks, on_done=bar.update)
     finally:
         bar.close()
     if kind == "preactivations":
@@ -420,7 +411,7 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
 
 def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: str = "gaussian",
                    chunk: int | None = None, workers: int = 1, progress: bool | None = False,
-                   sampler: str = "weights") -> np.ndarray:
+                   sampler: str = "weights", executor: Executor | None = None) -> np.ndarray:
     """Outputs z^{(L+1)}_1 of ``n_samples`` random networks at each input.
 
     Args:
@@ -432,7 +423,9 @@ def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: st
         weight_law: ``"gaussian"`` (default), ``"uniform"`` or ``"rademacher"``, all with
             variance C_W/n_{ℓ−1}; biases stay Gaussian N(0, C_b).
         chunk: networks per chunk (default :func:`chunk_size`; changing it changes the streams).
-        workers: processes to use.
+        workers: local processes to use.
+        executor: an :class:`~perturb.montecarlo.Executor` to run the chunks on instead (e.g. a
+            Dask cluster, :func:`~perturb.montecarlo.open_executor`); same bits as serial.
         progress: ``True`` always shows a progress bar on stderr for runs over ~2 s, ``None``
             only when stderr is a terminal, ``False`` never.
         sampler: ``"weights"`` (default): explicit weight matrices; ``"law"``: each layer's
@@ -449,12 +442,13 @@ def sample_outputs(net: Network, X, n_samples: int, seed: int, *, weight_law: st
     """
     X = _check_inputs(X)
     return _run("outputs", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
-                progress=progress, result_bytes_per_sample=8 * X.shape[0], sampler=sampler)
+                progress=progress, result_bytes_per_sample=8 * X.shape[0], sampler=sampler, executor=executor)
 
 
 def sample_preactivations(net: Network, X, n_samples: int, seed: int, *, weight_law: str = "gaussian",
                           chunk: int | None = None, workers: int = 1,
-                          progress: bool | None = False, sampler: str = "weights") -> list[np.ndarray]:
+                          progress: bool | None = False, sampler: str = "weights",
+                          executor: Executor | None = None) -> list[np.ndarray]:
     """Preactivations of every layer: a list over ℓ = 1..L+1 of arrays ``(n_samples, n_ℓ, N)``.
 
     The last entry is the one output neuron (n_{L+1} = 1) and equals :func:`sample_outputs`
@@ -469,12 +463,13 @@ def sample_preactivations(net: Network, X, n_samples: int, seed: int, *, weight_
     net = _check_network(net)
     per = 8 * X.shape[0] * (sum(net.widths) + 1)
     return _run("preactivations", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk,
-                workers=workers, progress=progress, result_bytes_per_sample=per, sampler=sampler)
+                workers=workers, progress=progress, result_bytes_per_sample=per, sampler=sampler,
+                executor=executor)
 
 
 def sample_jacobian(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian",
                     chunk: int | None = None, workers: int = 1, progress: bool | None = False,
-                    sampler: str = "weights") -> np.ndarray:
+                    sampler: str = "weights", executor: Executor | None = None) -> np.ndarray:
     """Input–output Jacobians ∂z^{(L+1)}_1/∂x at one input, by backpropagation.
 
     Returns an array ``(n_samples, n0)``; the networks are those of :func:`sample_outputs`
@@ -488,12 +483,13 @@ def sample_jacobian(net: Network, x, n_samples: int, seed: int, *, weight_law: s
     if X.shape[0] != 1:
         raise PerturbError(f"sample_jacobian takes one input vector, got {X.shape[0]} inputs")
     return _run("jacobian", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
-                progress=progress, result_bytes_per_sample=8 * X.shape[1], sampler=sampler)
+                progress=progress, result_bytes_per_sample=8 * X.shape[1], sampler=sampler, executor=executor)
 
 
 def sample_ntk(net: Network, X, n_samples: int, seed: int, *, parameterization: str = "ntk",
                weight_law: str = "gaussian", chunk: int | None = None, workers: int = 1,
-               progress: bool | None = False, sampler: str = "weights") -> np.ndarray:
+               progress: bool | None = False, sampler: str = "weights",
+               executor: Executor | None = None) -> np.ndarray:
     """Empirical NTK Θ(x_a, x_b) = Σ_p λ_p ∂z/∂p(x_a) ∂z/∂p(x_b) of one output neuron.
 
     Args:
@@ -514,18 +510,20 @@ def sample_ntk(net: Network, X, n_samples: int, seed: int, *, parameterization: 
     X = _check_inputs(X)
     return _run("ntk", net, X, n_samples, seed, weight_law=weight_law, chunk=chunk, workers=workers,
                 extra=parameterization, progress=progress, result_bytes_per_sample=8 * X.shape[0] ** 2,
-                sampler=sampler)
+                sampler=sampler, executor=executor)
 
 
 # --------------------------------------------------------------------------- sweeps
 
 
-def run_sweep(fn: Callable, tasks: Sequence, *, workers: int = 1, map: Callable | None = None) -> list:
+def run_sweep(fn: Callable, tasks: Sequence, *, workers: int = 1, map: Callable | None = None,
+              executor: Executor | None = None) -> list:
     """Run ``fn(config, seed)`` for every ``(config, seed)`` in ``tasks``; results in order.
 
-    ``map`` replaces the executor: any ``map(function, iterable) -> iterable`` works, e.g. a Dask
-    client's ``lambda f, xs: client.gather(client.map(f, list(xs)))``.  ``fn`` must be picklable
-    (a module-level function) for process or distributed execution.
+    ``executor`` (an :class:`~perturb.montecarlo.Executor`, e.g. a Dask cluster's from
+    :func:`~perturb.montecarlo.open_executor`) or ``workers`` local processes run the tasks;
+    ``map`` replaces the executor by any ``map(function, iterable) -> iterable``.  ``fn`` must be
+    picklable (a module-level function) for process or distributed execution.
 
     >>> run_sweep(pow, [(2, 3), (3, 2)])
     [8, 9]
@@ -534,13 +532,10 @@ def run_sweep(fn: Callable, tasks: Sequence, *, workers: int = 1, map: Callable 
     for t in items:
         if not (isinstance(t, tuple) and len(t) == 2):
             raise PerturbError(f"each task must be a (config, seed) pair, got {t!r}")
-    workers = _check_count(workers, "workers")
+    ex = _pick_executor(workers, executor)
     if map is not None:
         return list(map(_Apply(fn), items))
-    if workers == 1:
-        return [fn(c, s) for c, s in items]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint) as ex:
-        return list(ex.map(_Apply(fn), items))
+    return ex.map(_Apply(fn), items)
 
 
 class _Apply:
