@@ -238,6 +238,9 @@ def test_bad_covariances():
         expect_numeric(sp.tanh(z1) * sp.tanh(z2), np.array([[1.0, 2.0], [2.0, 1.0]]))
     with pytest.raises(PerturbError, match="unknown method"):
         expect(sp.tanh(Z), 1.0, method="magic")
+    # z_1, z_2 need a covariance matrix: a scalar K was an IndexError, not a one-line error
+    with pytest.raises(PerturbError, match="covariance matrix"):
+        expect(sp.tanh(z1) * sp.tanh(z2), 1.0)
 
 
 def test_heaviside_powers_reach_the_closed_form():

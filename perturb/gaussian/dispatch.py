@@ -129,6 +129,10 @@ def expect(f, K, *, method: str = "auto", dps: int | None = None):
         m = 1
     else:
         arr = np.asarray(K, dtype=float)
+        if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
+            used = ", ".join(sorted(s.name for s in f.free_symbols if s.name.startswith("z_")))
+            raise PerturbError(f"the integrand uses {used}, so K must be an (..., m, m) covariance "
+                               f"matrix; got an array of shape {arr.shape} (use z for a scalar variance)")
         m = arr.shape[-1]
         zs = integration_vars(sp.ImmutableMatrix(sp.zeros(m, m)))
         variances = [arr[..., i, i] for i in range(m)]
