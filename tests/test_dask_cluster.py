@@ -27,6 +27,7 @@ from perturb.montecarlo import (
     sample_ntk,
     sample_outputs,
     sample_preactivations,
+    train_ensemble,
 )
 from perturb.network import Network
 
@@ -53,6 +54,9 @@ def test_ensembles_bit_identical_on_the_cluster(cluster):
         assert _same_bits(sample_outputs(net, X2, 900, seed=7, chunk=100, executor=cluster, **kw), serial)
     a = sample_ntk(net, X2, 300, seed=3, chunk=60)
     assert _same_bits(sample_ntk(net, X2, 300, seed=3, chunk=60, executor=cluster), a)
+    r0 = train_ensemble(net, X2, [0.2, -0.4], 0.3, 3, 90, seed=5, chunk=40)       # trained ensembles
+    r1 = train_ensemble(net, X2, [0.2, -0.4], 0.3, 3, 90, seed=5, chunk=40, executor=cluster)
+    assert all(_same_bits(getattr(r0, k), getattr(r1, k)) for k in ("outputs", "loss", "ntk_initial", "ntk_final"))
     zs = sample_preactivations(net, X2, 120, seed=2, chunk=40, executor=cluster)
     assert all(_same_bits(u, v) for u, v in zip(zs, sample_preactivations(net, X2, 120, seed=2, chunk=40)))
 

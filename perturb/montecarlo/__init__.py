@@ -40,7 +40,7 @@ from ._simulate import (
     sample_outputs,
     sample_preactivations,
 )
-from ._train import TrainResult, train_gd
+from ._train import TrainResult, train_ensemble, train_gd
 from ._verdict import Verdict, assert_agrees, verdict
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "sample_jacobian",
     "sample_ntk",
     "train_gd",
+    "train_ensemble",
     "TrainResult",
     "run_sweep",
     "Executor",
