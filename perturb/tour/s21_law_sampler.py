@@ -31,6 +31,10 @@ def run(ctx) -> list[str]:
         rates[sampler] = n / (time.perf_counter() - t0)
     lines.append(f"widths 512x4, one input: weights {rates['weights']:.0f} networks/s, law "
                  f"{rates['law']:.0f} networks/s ({rates['law'] / rates['weights']:.0f}x)")
+    same = (sample_outputs(net, x, 3000, seed=5, chunk=500, sampler="law", workers=2)
+            == sample_outputs(net, x, 3000, seed=5, chunk=500, sampler="law")).all()
+    lines.append(f"chunks seeded by index: 2 processes give the same bits as 1: {bool(same)} "
+                 "(and so does a Dask cluster: --scheduler / --dask-local)")
     lines.append("law: each layer's preactivations ~ N(0, C_b + C_W h^T h/n) given the previous layer "
                  "(exact; forward outputs only)")
     return lines
