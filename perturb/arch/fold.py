@@ -5,7 +5,7 @@ activation needs the variances ``K_{αα}(p, p)`` and ``K_{ββ}(p', p')`` of bo
 N×N problem is cut into blocks of inputs I, J: the diagonal blocks (I, I) are folded first and
 record, at every activation, the variances of their inputs; each off-diagonal block (I, J),
 I < J, is then folded with those variances, and the result is mirrored.  A block's pixel-pair
-kernel, laid out as an ``(|I| |S|) × (|J| |S|)`` matrix, has ``|I| |J| |S|²`` entries (``|S|`` positions), or ``|I| |J| |S|`` when no pooling
+kernel, laid out positions first ``(*S, *S, |I|, |J|)``, has ``|I| |J| |S|²`` entries (``|S|`` positions), or ``|I| |J| |S|`` when no pooling
 layer needs different positions (the pixel diagonal: conv maps ``K(p, p)`` to ``K(p, p)``);
 the block size is chosen so that one such array stays under ``max_block_bytes``.
 
@@ -33,14 +33,17 @@ import mpmath
 import numpy as np
 
 from ..errors import PerturbError
+from ..gaussian.blocks import run_blocks
 from ..infinite import Kernels, _engine, _has_delta, _mp_two_point
 from .maps import act_embedded, act_pair, direct, flatten_mean, global_mean, patch_sum, pool_window
 from .spec import Act, Architecture, AvgPool, Conv, Dense, Flatten, GlobalAvgPool, Residual
 
 __all__ = ["kernels", "check_inputs", "plan", "Plan", "MAX_BLOCK_BYTES"]
 
-#: default ceiling on one block's pixel-pair kernel array (bytes)
-MAX_BLOCK_BYTES = 256 * 2**20
+#: default ceiling on one block's pixel-pair kernel array (bytes); N = 100 images of 8×8 fit one block
+MAX_BLOCK_BYTES = 384 * 2**20
+#: entries per piece of the activation map (a few hundred kB of float64: cache-sized temporaries)
+ACT_CHUNK = 32768
 
 
 def check_inputs(X) -> np.ndarray:
@@ -213,7 +216,7 @@ def _put(nngp, ntk, si, sj, K, T):
 
 
 def _input_kernel(XI, XJ, full: bool, dps):
-    """``K⁰_{αβ}(p, p') = x_α(p)·x_β(p')/C`` with the spatial axes trailing."""
+    """``K⁰_{αβ}(p, p') = x_α(p)·x_β(p')/C``, positions leading: (*S, *S, nI, nJ) or (*S, nI, nJ)."""
     C = XI.shape[-1]
     d = XI.ndim - 2
     S = XI.shape[1:-1]
@@ -221,33 +224,31 @@ def _input_kernel(XI, XJ, full: bool, dps):
     A = XI.reshape(nI, -1, C)
     B = XJ.reshape(nJ, -1, C)
     inv = (mpmath.mpf(1) / C) if dps else 1.0 / C
-    if full or d == 0:
-        G = np.tensordot(A, B, axes=([2], [2]))          # (nI, P, nJ, P): the matrix layout
-        G *= inv
-        G = G.reshape((nI,) + S + (nJ,) + S) if d else G.reshape(nI, nJ)
-    else:
-        G = np.einsum("ipc,jpc->ijp", A, B) * inv
-        G = G.reshape((nI, nJ) + S)
-    return G
+    if d == 0:
+        return (A[:, 0] @ B[:, 0].T) * inv
+    if full:
+        G = np.ascontiguousarray(np.tensordot(A, B, axes=([2], [2])).transpose(1, 3, 0, 2)) * inv
+        return G.reshape(S + S + (nI, nJ))
+    G = np.einsum("ipc,jpc->pij", A, B) * inv
+    return G.reshape(S + (nI, nJ))
 
 
 def _fold_block(arch, XI, XJ, ctx: _Ctx, want_ntk):
     K = _input_kernel(XI, XJ, ctx.full, ctx.dps)
     if ctx.diagonal and not ctx.dps:                    # exactly symmetric (BLAS need not be)
         K = (K + _swap(K, XI.ndim - 2, ctx.full)) / 2
-    T = np.zeros_like(K) if want_ntk else None
-    if T is not None and ctx.dps:
-        T[...] = mpmath.mpf(0)
+    T = _ZERO if want_ntk else None                    # Θ⁰ = 0: the input has no parameters
     sp_shape = XI.shape[1:-1]
     return _run(arch.layers, K, T, sp_shape, ctx)
 
 
 def _swap(M, d, full):
     """The mirror image M_{βα}(p', p) of a diagonal block."""
-    if d == 0 or not full:
-        axes = (1, 0) + tuple(range(2, M.ndim))
+    n = M.ndim
+    if full and d:
+        axes = tuple(range(d, 2 * d)) + tuple(range(d)) + (n - 1, n - 2)
     else:
-        axes = tuple(range(1 + d, 2 + 2 * d)) + tuple(range(0, 1 + d))
+        axes = tuple(range(n - 2)) + (n - 1, n - 2)
     return M.transpose(axes)
 
 
@@ -264,20 +265,20 @@ def _run(layers, K, T, sp_shape, ctx: _Ctx):
             K, T = _act(x, K, T, sp_shape, ctx)
         elif isinstance(x, AvgPool):
             K = pool_window(K, x.window, full=ctx.full)
-            T = pool_window(T, x.window, full=ctx.full) if T is not None else None
+            T = pool_window(T, x.window, full=ctx.full) if _live(T) else T
             sp_shape = tuple(s // w for w, s in zip(x.window, sp_shape))
         elif isinstance(x, GlobalAvgPool):
             K = global_mean(K, d, full=ctx.full)
-            T = global_mean(T, d, full=ctx.full) if T is not None else None
+            T = global_mean(T, d, full=ctx.full) if _live(T) else T
             sp_shape = ()
         elif isinstance(x, Flatten):
             K = flatten_mean(K, d, full=ctx.full)
-            T = flatten_mean(T, d, full=ctx.full) if T is not None else None
+            T = flatten_mean(T, d, full=ctx.full) if _live(T) else T
             sp_shape = ()
         elif isinstance(x, Residual):
             Kb, Tb, _ = _run(x.block, K, T, sp_shape, ctx)
             K = K + Kb
-            T = T + Tb if T is not None else None
+            T = (T + Tb if _live(T) else Tb) if T is not None else None
         else:  # pragma: no cover - Architecture validates the layer types
             raise PerturbError(f"unknown layer {x!r}")
     return K, T, sp_shape
@@ -286,89 +287,149 @@ def _run(layers, K, T, sp_shape, ctx: _Ctx):
 def _affine(K, T, conv, C_W, C_b, ctx):
     """dense / conv: K' = C_b + C_W patch(K), Θ' = K' + C_W patch(Θ) (NTK parameterisation)."""
     cw, cb = ctx.num(C_W), ctx.num(C_b)
-    if conv is not None:
-        K = patch_sum(K, conv[0], conv[1], full=ctx.full)
-        T = patch_sum(T, conv[0], conv[1], full=ctx.full) if T is not None else None
-        K2 = K
+    if conv is not None:                                # patch sums, unnormalised: C_W/|F| below
+        area = math.prod(conv[0])
+        cw = ctx.num(C_W) / area if not ctx.dps else mpmath.mpf(C_W) / area
+        K2 = patch_sum(K, conv[0], conv[1], full=ctx.full, normalise=False)
+        T = patch_sum(T, conv[0], conv[1], full=ctx.full, normalise=False) if _live(T) else T
         K2 *= cw
     else:
         K2 = K * cw
     if C_b:
         K2 += cb
     T2 = None
-    if T is not None:
+    if T is _ZERO:
+        T2 = K2.copy()
+    elif T is not None:
         T2 = T if conv is not None else T.copy()
         T2 *= cw
         T2 += K2
     return K2, T2
 
 
+class _Zero:
+    """Θ⁰ = 0 (not materialised: the first dense/conv layer makes Θ¹ = K¹)."""
+
+
+_ZERO = _Zero()
+
+
+def _live(T) -> bool:
+    return T is not None and T is not _ZERO
+
+
 def _variances(K, d, full):
-    """``K_{αα}(p, p)`` of a diagonal block, shape (n, *S)."""
-    n = K.shape[0]
+    """``K_{αα}(p, p)`` of a diagonal block, shape (*S, n) (``(n,)`` for vectors)."""
+    n = K.shape[-1]
     r = np.arange(n)
-    if d == 0 or not full:
+    if d == 0:
         return K[r, r].copy()
-    S = K.shape[1:1 + d]
-    return np.diagonal(K.reshape(n * math.prod(S), -1)).reshape((n,) + S).copy()
+    S = K.shape[:d]
+    P = math.prod(S)
+    if full:
+        K4 = K.reshape(P, P, n, n)
+        q = np.arange(P)
+        return K4[q, q][:, r, r].reshape(S + (n,))
+    return K.reshape(P, n, n)[:, r, r].reshape(S + (n,))
 
 
 def _act(layer: Act, K, T, sp_shape, ctx: _Ctx):
     act = layer.activation
     d = len(sp_shape)
     want = T is not None
-    shape = K.shape
-    if ctx.dps:                                         # one symmetric matrix over (input, position)
-        C = _to_matrix(K, d)
-        ss, dd = _mp_two_point(act, mpmath.matrix(C.tolist()), ctx.dps, want)
-        K2 = np.asarray(ss).reshape(shape)
-        T2 = np.asarray(dd).reshape(shape) * T if want else None
+    if ctx.dps or (not direct(act) and ctx.diagonal):
+        # one symmetric matrix over (input, position): mpmath, or perturb.infinite's Gram engine
+        C = _to_matrix(K, d, ctx.full)
+        if ctx.dps:
+            ss, dd = _mp_two_point(act, mpmath.matrix(C.tolist()), ctx.dps, want)
+        else:
+            ss, dd = _engine(act)(C, want_ntk=want)
+        if ctx.diagonal and not ctx.dps:
+            ctx.record.append(_variances(K, d, ctx.full))
+        K2 = _from_matrix(np.asarray(ss), K.shape, d, ctx.full)
+        T2 = _from_matrix(np.asarray(dd), K.shape, d, ctx.full) * T if want and dd is not None else None
         return K2, T2
     if ctx.diagonal:
-        v = _variances(K, d, ctx.full)
-        ctx.record.append(v)
-        vI = vJ = v
+        vI = vJ = _variances(K, d, ctx.full)
+        ctx.record.append(vI)
     else:
         vI, vJ = ctx.vars_I[ctx.k], ctx.vars_J[ctx.k]
         ctx.k += 1
-    eng = _engine(act)
-    if ctx.diagonal and (ctx.full or d == 0):
-        # a symmetric Gram matrix over (input, position): perturb.infinite's engines as they are
-        # (upper triangle, row blocks on threads; ρ = 1 exactly on the diagonal)
-        C = _to_matrix(K, d)
-        Tm = _to_matrix(T, d) if want else None
-        if eng.relu is not None:
-            ss, dd = eng.relu_layer(C, Tm, 1.0, 0.0, 0.0, 0.0)
-            return ss.reshape(shape), (dd.reshape(shape) if dd is not None else None)
-        ss, dd = eng(C, want_ntk=want)
-        if dd is not None:
-            dd *= Tm
-        return ss.reshape(shape), (dd.reshape(shape) if dd is not None else None)
-    if direct(act):
-        nI = shape[0]
-        if ctx.full:
-            nJ = shape[1 + d]
-            a = vI.reshape((nI,) + sp_shape + (1,) + (1,) * d)
-            b = vJ.reshape((1,) + (1,) * d + (nJ,) + sp_shape)
-        else:
-            nJ = shape[1]
-            a = vI.reshape((nI, 1) + sp_shape)
-            b = vJ.reshape((1, nJ) + sp_shape)
-        same = None
-        if ctx.diagonal:                                # diag layout: the input-diagonal entries
-            same = np.eye(nI, dtype=bool).reshape((nI, nI) + (1,) * d)
-        ss, dd = act_pair(act, K, a, b, same, want)
-        if want and dd is not None:
-            dd *= T
-        return ss, (dd if want else None)
-    C = _to_matrix(K, d)
-    ss, dd = act_embedded(act, C, vI.ravel(), vJ.ravel(), want)
-    return ss.reshape(shape), (dd.reshape(shape) * T if want and dd is not None else None)
+    if not direct(act):                                 # off-diagonal block, no closed form
+        C = _to_matrix(K, d, ctx.full)
+        ss, dd = act_embedded(act, C, _flat_vars(vI, d), _flat_vars(vJ, d), want)
+        K2 = _from_matrix(ss, K.shape, d, ctx.full)
+        return K2, (_from_matrix(dd, K.shape, d, ctx.full) * T if want and dd is not None else None)
+    nI, nJ = K.shape[-2], K.shape[-1]
+    eye = np.eye(nI, dtype=bool) if ctx.diagonal else None
+    if d == 0:
+        return _finish(act_pair(act, K, vI[:, None], vJ[None, :], eye, want), T)
+    if not ctx.full:                                    # (*S, nI, nJ): entry (p, i, j)
+        a = vI.reshape(sp_shape + (nI, 1))
+        b = vJ.reshape(sp_shape + (1, nJ))
+        return _finish(act_pair(act, K, a, b, eye, want), T)
+    # full: row p of the position pairs at a time; a diagonal block is symmetric under
+    # (p, i) <-> (q, j), so only q >= p is computed and the rest mirrored
+    P = math.prod(sp_shape)
+    K3 = K.reshape(P, P, nI, nJ)
+    T3 = T.reshape(P, P, nI, nJ) if want else None
+    vI2, vJ2 = vI.reshape(P, nI), vJ.reshape(P, nJ)
+    K2 = np.empty_like(K3)
+    T2 = np.empty_like(K3) if want else None
+    chunk = max(1, ACT_CHUNK // (nI * nJ))            # positions per piece: stays in cache
+
+    def row(p):
+        q0 = p if ctx.diagonal else 0
+        for c0 in range(q0, P, chunk):
+            c1 = min(P, c0 + chunk)
+            same = None
+            if ctx.diagonal and c0 == p:
+                same = np.zeros((c1 - c0, nI, nJ), dtype=bool)
+                same[0] = eye
+            ss, dd = act_pair(act, K3[p, c0:c1], vI2[p][None, :, None], vJ2[c0:c1][:, None, :], same, want)
+            K2[p, c0:c1] = ss
+            if want:
+                if dd is not None:
+                    dd *= T3[p, c0:c1]
+                T2[p, c0:c1] = dd
+        if ctx.diagonal and p + 1 < P:                 # mirror: disjoint from every other row's writes
+            K2[p + 1:, p] = K2[p, p + 1:].transpose(0, 2, 1)
+            if want:
+                T2[p + 1:, p] = T2[p, p + 1:].transpose(0, 2, 1)
+
+    run_blocks(row, range(P))
+    return K2.reshape(K.shape), (T2.reshape(K.shape) if want else None)
 
 
-def _to_matrix(K, d):
-    """The full layout (nI, *S, nJ, *S) viewed as an (nI·|S|) × (nJ·|S|) matrix (no copy)."""
+def _finish(pair, T):
+    ss, dd = pair
+    if T is None or dd is None:
+        return ss, None
+    dd *= T
+    return ss, dd
+
+
+def _flat_vars(v, d):
+    """(*S, n) -> the variances in matrix order (input-major, then position)."""
+    if d == 0:
+        return v
+    return np.moveaxis(v, -1, 0).ravel()
+
+
+def _to_matrix(K, d, full):
+    """(*S, *S, nI, nJ) -> the (nI·|S|) × (nJ·|S|) matrix (input-major); vectors as they are."""
     if d == 0:
         return K
-    nI = K.shape[0]
-    return K.reshape(nI * math.prod(K.shape[1:1 + d]), -1)
+    if not full:  # pragma: no cover - the plan carries the full kernel for matrix-engine activations
+        raise PerturbError("internal: the matrix engine needs the full pixel-pair kernel")
+    P = math.prod(K.shape[:d])
+    nI, nJ = K.shape[-2:]
+    return np.ascontiguousarray(K.reshape(P, P, nI, nJ).transpose(2, 0, 3, 1)).reshape(nI * P, nJ * P)
+
+
+def _from_matrix(M, shape, d, full):
+    if d == 0:
+        return np.asarray(M).reshape(shape)
+    P = math.prod(shape[:d])
+    nI, nJ = shape[-2:]
+    return np.ascontiguousarray(np.asarray(M).reshape(nI, P, nJ, P).transpose(1, 3, 0, 2)).reshape(shape)

@@ -2,8 +2,8 @@
 
 At infinite width the pre-activations of one channel are a centred Gaussian field over
 (input α, position p); its law is the pair kernel ``K_{αβ}(p, p')``, held as an array of shape
-``(n_α, *S, n_β, *S)`` (``full``: an ``(n_α|S|) × (n_β|S|)`` matrix without copying) or, when no pooling needs different positions, its pixel
-diagonal ``K_{αβ}(p, p)`` of shape ``(n_α, n_β, *S)`` (``diag``).  With ``Θ`` the NTK, area
+``(*S, *S, n_α, n_β)`` (``full``) or, when no pooling needs different positions, its pixel
+diagonal ``K_{αβ}(p, p)`` of shape ``(*S, n_α, n_β)`` (``diag``).  With ``Θ`` the NTK, area
 ``|F|`` of the filter ``F``, and the NTK parameterisation (``λ_W = C_W``, ``λ_b = C_b``):
 
 * dense (channel axis):  ``K' = C_b + C_W K``,  ``Θ' = K' + C_W Θ``;
@@ -22,7 +22,7 @@ All linear maps work on float arrays and on object arrays of ``mpf`` alike (the 
 path).
 
 >>> import numpy as np
->>> K = np.ones((1, 4, 1, 4))                 # one input pair, 4 positions, constant kernel
+>>> K = np.ones((4, 4, 1, 1))                 # 4 positions, one input pair, constant kernel
 >>> float(patch_sum(K, (3,), "SAME", full=True)[0, 0, 0, 0])   # corner: 2 of 3 taps inside
 0.6666666666666666
 """
@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import PerturbError
 from ..gaussian import expect
-from ..infinite import _engine, _relu_pair_terms
+from ..infinite import _engine
 
 __all__ = ["spatial_axes", "patch_sum", "pool_window", "global_mean", "flatten_mean", "direct", "act_pair", "act_embedded"]
 
@@ -48,11 +48,12 @@ def _pads(k: int, padding: str) -> tuple[int, int]:
 
 
 def spatial_axes(ndim: int, d: int, full: bool) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
-    """The position axes of a block: ``full`` arrays are laid out ``(n_α, *S, n_β, *S)`` (so the
-    array is an ``(n_α|S|) × (n_β|S|)`` matrix without copying), ``diag`` ones ``(n_α, n_β, *S)``."""
+    """The position axes of a block, which lead: ``full`` arrays are laid out ``(*S, *S, n_α, n_β)``,
+    ``diag`` ones ``(*S, n_α, n_β)`` — so every shift along a position axis moves whole contiguous
+    ``n_α × n_β`` tiles."""
     if full:
-        return tuple(range(1, 1 + d)), tuple(range(2 + d, 2 + 2 * d))
-    return tuple(range(ndim - d, ndim)), None
+        return tuple(range(d)), tuple(range(d, 2 * d))
+    return tuple(range(d)), None
 
 
 def _scale(out, factor):
@@ -64,7 +65,7 @@ def _scale(out, factor):
     return out
 
 
-def patch_sum(M, filt: tuple[int, ...], padding: str, *, full: bool):
+def patch_sum(M, filt: tuple[int, ...], padding: str, *, full: bool, normalise: bool = True):
     """``(1/|F|) Σ_{d ∈ F} M(p+d, p'+d)`` over the position axes (zero outside the input).
 
     One axis at a time (the sum over the filter separates); SAME adds shifted views into a copy
@@ -105,7 +106,7 @@ def patch_sum(M, filt: tuple[int, ...], padding: str, *, full: bool):
         out = acc
     if out is M:
         out = M.copy()
-    return _scale(out, math.prod(filt))
+    return _scale(out, math.prod(filt)) if normalise else out
 
 
 def pool_window(M, window: tuple[int, ...], *, full: bool):
@@ -146,14 +147,12 @@ def flatten_mean(M, d: int, *, full: bool):
     """Mean of the pixel diagonal ``M(p, p)`` (flatten, then a dense layer with fan-in C·|S|)."""
     if d == 0:
         return M
+    P = math.prod(M.shape[:d])
     if full:
-        nI, nJ = M.shape[0], M.shape[1 + d]
-        P = math.prod(M.shape[1:1 + d])
-        diag = np.diagonal(M.reshape(nI, P, nJ, P), axis1=1, axis2=3)      # (nI, nJ, P)
+        diag = np.moveaxis(np.diagonal(M.reshape((P, P) + M.shape[2 * d:]), axis1=0, axis2=1), -1, 0)
     else:
-        P = math.prod(M.shape[2:])
-        diag = M.reshape(M.shape[:2] + (P,))
-    return _scale(diag.sum(axis=-1), P)
+        diag = M.reshape((P,) + M.shape[d:])
+    return _scale(diag.sum(axis=0), P)
 
 
 def direct(activation) -> bool:
@@ -172,27 +171,10 @@ def act_pair(activation, c: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.n
     """
     eng = _engine(activation)
     want_ntk = want_ntk and eng.ntk_defined
+    if eng.relu is not None:
+        return _relu_pair(eng.relu, c, a, b, same, want_ntk)
     a, b = np.broadcast_to(a, c.shape), np.broadcast_to(b, c.shape)
     nrm = np.sqrt(a * b)
-    if eng.relu is not None:
-        al, be = eng.relu
-        p, q = al * al + be * be, 2 * al * be
-        rho = np.divide(c, nrm, out=np.zeros(c.shape), where=nrm > 0)
-        np.clip(rho, -1.0, 1.0, out=rho)
-        if same is not None:
-            rho[same & (nrm > 0)] = 1.0
-        ss, th = _relu_pair_terms(rho, p, q)
-        ss *= nrm
-        ss *= 1 / (2 * np.pi)
-        dd = None
-        if want_ntk:
-            dd = th
-            dd *= -(p + q) / (2 * np.pi)
-            dd += p / 2
-            zero = nrm == 0
-            if np.any(zero):
-                dd[zero] = ((al - be) / 2) ** 2       # σ'(0) = (α-β)/2 (H(0) = 1/2), as perturb.infinite
-        return ss, dd
     cc = np.clip(c, -nrm, nrm)
     if same is not None:
         cc = np.where(same, a, cc)
@@ -208,6 +190,47 @@ def act_pair(activation, c: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.n
         if not np.all(np.isfinite(out)):
             raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
     return ss, dd
+
+
+def _relu_pair(coef, c, a, b, same, want_ntk):
+    """σ = α relu(z) + β relu(−z), fused and in place (perturb.infinite's arc-cosine kernels):
+    with ρ = c/√(ab), θ = arccos ρ, p = α²+β², q = 2αβ,
+    <σ'σ'> = p/2 − (p+q)θ/(2π),  <σσ> = √(ab) [(p+q)/(2π) √((1−ρ)(1+ρ)) + ρ <σ'σ'>]."""
+    al, be = coef
+    p, q = al * al + be * be, 2 * al * be
+    k = (p + q) / (2 * np.pi)
+    sa, sb = np.sqrt(a), np.sqrt(b)
+    with np.errstate(divide="ignore"):
+        ia, ib = np.where(sa > 0, 1 / sa, 0.0), np.where(sb > 0, 1 / sb, 0.0)
+    rho = c * ia
+    rho *= ib
+    np.clip(rho, -1.0, 1.0, out=rho)
+    pos = None
+    if same is not None:
+        pos = same & (sa * sb > 0)
+        rho[pos] = 1.0
+    dd = np.arccos(rho)
+    dd *= -k
+    dd += p / 2                                        # <σ'σ'>
+    zero = (sa * sb) == 0
+    anyzero = bool(np.any(zero))
+    if anyzero:
+        dd[np.broadcast_to(zero, dd.shape)] = ((al - be) / 2) ** 2   # σ'(0) = (α-β)/2 (H(0) = 1/2)
+    ss = np.subtract(1.0, rho)
+    rho += 1.0
+    ss *= rho                                          # (1-ρ)(1+ρ) without cancellation
+    rho -= 1.0
+    np.sqrt(ss, out=ss)
+    ss *= k
+    rho *= dd
+    ss += rho
+    ss *= sa
+    ss *= sb                                           # <σσ>
+    if anyzero:
+        ss[np.broadcast_to(zero, ss.shape)] = 0.0
+    if pos is not None:                                # the exact diagonal: (p/2) K_αα
+        ss[pos] = (p / 2) * np.broadcast_to(a, ss.shape)[pos]
+    return ss, (dd if want_ntk else None)
 
 
 def _zero_variance(expr, out, a, b, zero):

@@ -30,7 +30,7 @@ def register(sub) -> None:
                    help="JSON list of layers (dense, conv, act, avg_pool, global_avg_pool, flatten, residual) "
                    "instead of --activation/--depth; inputs N×d, N×W×C or N×H×W×C (docs: architectures)")
     p.add_argument("--block", type=positive_int, default=None, metavar="B",
-                   help="with --arch: inputs per block of the pixel-pair kernel (default: from a 256 MiB budget)")
+                   help="with --arch: inputs per block of the pixel-pair kernel (default: from a 384 MiB budget)")
     p.add_argument("--inputs", required=True, metavar="FILE.json",
                    help="JSON list of input vectors, all of one dimension n0")
     p.add_argument("--lw", type=float, default=None, metavar="A", help="λ_W (default: C_W, NTK parameterisation)")
