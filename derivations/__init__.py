@@ -53,6 +53,7 @@ try:  # the NTK-variance derivation needs perturb.ntk (issue 7); registered only
     _ENTRIES.append(DerivationInfo("dntk", "derivations.dntk", "generic", aliases=("ntk_move",)))
     _ENTRIES.append(DerivationInfo("ddntk", "derivations.ddntk", "generic", aliases=("ntk_run",)))
     _ENTRIES.append(DerivationInfo("ntk_multi", "derivations.ntk_multi", "generic", aliases=("ntk_inputs",)))
+    _ENTRIES.append(DerivationInfo("ntk_order2", "derivations.ntk_order2", "generic"))
 except ImportError:
     pass
 

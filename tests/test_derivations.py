@@ -9,7 +9,7 @@ from perturb.errors import PerturbError
 from perturb.latex import compile_pdf, pdflatex_available, to_json, to_latex, to_markdown
 
 #: derivations whose embedded checks take long under load (run with -m slow)
-SLOW = {"ntk_variance", "order_k"}
+SLOW = {"ntk_variance", "order_k", "ntk_order2"}
 FAST = [n for n in derivations.REGISTRY if n not in SLOW]
 
 

@@ -44,7 +44,7 @@ from .observables import OUT, Summand, word, word_sort_key
 from .wick import contract_graph, hermite_weight
 
 __all__ = ["MultiIndex", "StateSymbols", "SYMS", "moment_symbol", "ref_symbol", "word_symbol",
-           "conditional_expectation", "average", "LayerMap", "derive_layer_map", "map_is_cached", "MAX_ORDER"]
+           "conditional_expectation", "conditional_law", "average", "LayerMap", "derive_layer_map", "map_is_cached", "MAX_ORDER"]
 
 #: a moment multi-index: sorted ((word name, power), ...)
 MultiIndex = tuple[tuple[str, int], ...]
@@ -122,6 +122,48 @@ def _falling(n, k: int):
 
 
 @functools.cache
+def _rows_expectation(F: tuple, diag: tuple, off: tuple) -> sp.Expr:
+    """E[Π_r F_r(z_r) Π_diag Θ_rr Π_off Θ_ab | layer ℓ] for distinct rows r (exact).
+
+    Each diagonal factor is Ω or the normal-ordered edge; the edges are contracted row by row.
+    """
+    m = SYMS.m
+    Om = word_symbol("O")
+    nu = len(F)
+    total = sp.S.Zero
+    for k in range(len(diag) + 1):
+        for chosen in itertools.combinations(range(len(diag)), k):
+            edges = tuple(list(off) + [(diag[j][0], diag[j][1], True) for j in chosen])
+            term = sp.S.Zero
+            for (ds, cycles, chains), mult in contract_graph(nu, edges).items():
+                t = sp.Integer(mult)
+                for r in range(nu):
+                    t *= _atom(F[r], ds[r])
+                    if t == 0:
+                        break
+                if t == 0:
+                    continue
+                for a in cycles:
+                    t *= word_symbol(f"T{a}") / m ** (a - 1)
+                for a in chains:
+                    t *= word_symbol(f"R{a}") / m**a
+                term += t
+            total += Om ** (len(diag) - k) * term
+    return total
+
+
+def conditional_law(funcs: tuple, thetas: tuple) -> sp.Expr:
+    """E[Π_r F_r(z_r) Π_{(a,b)} Θ_ab | layer ℓ] for distinct neurons r of layer ℓ+1, derived.
+
+    >>> from perturb.activations import Z
+    >>> conditional_law((Z**2,), ((0, 0),))      # E[z² Θ | ℓ] = ΣΩ + 2R_1/m
+    Omega*S + 2*R_1/m
+    """
+    return sp.expand(_rows_expectation(tuple(funcs), tuple((a, b) for a, b in thetas if a == b),
+                                       tuple((a, b, False) for a, b in thetas if a != b)))
+
+
+@functools.cache
 def _pattern_sum(summands: tuple[Summand, ...]) -> sp.Expr:
     """E[Π_s (Σ_indices summand_s) | layer ℓ] / n^{#summands}, exactly."""
     offsets, funcs, thetas = [], [], []
@@ -133,8 +175,7 @@ def _pattern_sum(summands: tuple[Summand, ...]) -> sp.Expr:
         thetas.extend((a + off, b + off) for a, b in s.thetas)
         coef *= s.coef
     N = len(funcs)
-    n, m = SYMS.n, SYMS.m
-    Om = word_symbol("O")
+    n = SYMS.n
     total = sp.S.Zero
     for part in multiset_partitions(list(range(N))):
         row_of = {i: r for r, block in enumerate(part) for i in block}
@@ -143,26 +184,7 @@ def _pattern_sum(summands: tuple[Summand, ...]) -> sp.Expr:
         diag = [(row_of[a], row_of[b]) for a, b in thetas if row_of[a] == row_of[b]]
         off = [(row_of[a], row_of[b], False) for a, b in thetas if row_of[a] != row_of[b]]
         count = _falling(n, nu) / n ** len(summands)
-        # each diagonal factor: Ω or the normal-ordered edge
-        for k in range(len(diag) + 1):
-            for chosen in itertools.combinations(range(len(diag)), k):
-                edges = tuple(off + [(diag[j][0], diag[j][1], True) for j in chosen])
-                omega_power = len(diag) - k
-                term = sp.S.Zero
-                for (ds, cycles, chains), mult in contract_graph(nu, edges).items():
-                    t = sp.Integer(mult)
-                    for r in range(nu):
-                        t *= _atom(F[r], ds[r])
-                        if t == 0:
-                            break
-                    if t == 0:
-                        continue
-                    for a in cycles:
-                        t *= word_symbol(f"T{a}") / m ** (a - 1)
-                    for a in chains:
-                        t *= word_symbol(f"R{a}") / m**a
-                    term += t
-                total += count * Om**omega_power * term
+        total += count * _rows_expectation(tuple(F), tuple(diag), tuple(off))
     return sp.expand(coef * total)
 
 
