@@ -173,21 +173,21 @@ def act_pair(activation, c: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.n
     want_ntk = want_ntk and eng.ntk_defined
     if eng.relu is not None:
         return _relu_pair(eng.relu, c, a, b, same, want_ntk)
-    a, b = np.broadcast_to(a, c.shape), np.broadcast_to(b, c.shape)
-    nrm = np.sqrt(a * b)
-    cc = np.clip(c, -nrm, nrm)
+    nrm = np.sqrt(a) * np.sqrt(b)                      # broadcasts from the small variance arrays
+    cc = np.clip(c, -nrm, nrm, out=np.empty(c.shape))
     if same is not None:
-        cc = np.where(same, a, cc)
+        cc = np.where(same, np.broadcast_to(a, c.shape), cc)
     with np.errstate(divide="ignore", invalid="ignore"):
         ss = np.asarray(eng.cf(a, b, cc), dtype=float)
         dd = np.asarray(eng.cf_d(a, b, cc), dtype=float) if want_ntk else None
+    any_zero = bool(np.any(np.asarray(a) == 0) or np.any(np.asarray(b) == 0))
     for expr, out in ((eng.s, ss), (eng.ds, dd)):
         if out is None:
             continue
-        zero = (a == 0) | (b == 0)
-        if np.any(zero):
-            _zero_variance(expr, out, a, b, zero)
-        if not np.all(np.isfinite(out)):
+        if any_zero:
+            A, B = np.broadcast_to(a, c.shape), np.broadcast_to(b, c.shape)
+            _zero_variance(expr, out, A, B, (A == 0) | (B == 0))
+        if not np.isfinite(out.sum()) and not np.all(np.isfinite(out)):
             raise PerturbError(f"the two-point expectation of {expr} is not finite at this kernel")
     return ss, dd
 

@@ -12,7 +12,7 @@ def register(sub) -> None:
         "and depth scales",
         description="Kernel recursion K' = ξ²K + γ²(C_b + C_W<σσ>_K). For |ξ| < 1 its fixed points are those of "
         "a plain MLP with C_W^eff = γ²C_W/(1−ξ²), C_b^eff = γ²C_b/(1−ξ²), and χ = ξ² + (1−ξ²)χ^eff: the "
-        "critical line moves to C_W = (1−ξ²)/γ² · C_W^crit(γ²C_b/(1−ξ²)) (PDLT ch. 9; docs: architectures).",
+        "critical line moves to C_W = (1−ξ²)/γ² · C_W^crit(γ²C_b/(1−ξ²)) (PDLT appendix B; docs: architectures).",
     )
     p.add_argument("--activation", required=True,
                    help="activation name (relu, leaky_relu:A, tanh, erf, ...) or SymPy expression in z")
