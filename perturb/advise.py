@@ -409,3 +409,48 @@ def regime_grid(activation, depths: Sequence[int], widths: Sequence[int], x, *, 
     nonpert = (ratio >= RATIO_MAX) | (big >= SERIES_MAX) | ~conv[:, None]
     regime = np.where(nonpert, 2, np.where(np.abs(out["ntk_change"]) < KERNEL_MAX_CHANGE, 0, 1))
     return {**out, "ratio": ratio, "regime": regime, "depths": np.asarray(depths), "widths": ws}
+
+
+def plot_regime_map(grid: dict, path=None, *, title: str | None = None, ax=None):
+    """Draw a :func:`regime_grid` in the (n, L) plane: regions and contours of kurtosis and NTK variance.
+
+    Needs matplotlib (the ``plot`` extra).  Returns the matplotlib Figure; saves it atomically to
+    ``path`` when given.
+    """
+    try:
+        import matplotlib
+
+        if ax is None and path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.colors as mcolors
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError:
+        raise PerturbError("regime-map figures need matplotlib: pip install 'perturb[plot]'") from None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.0, 5.0))
+    else:
+        fig = ax.figure
+    n, L = grid["widths"], np.asarray(grid["depths"], dtype=float)
+    colours = ["#cfe8cf", "#fde2b3", "#f4b6b6"]
+    ax.pcolormesh(n, L, grid["regime"], shading="nearest", cmap=mcolors.ListedColormap(colours),
+                  vmin=-0.5, vmax=2.5, gid="regimes")
+    levels = [0.03, 0.1, 0.3, 1.0]
+    cs = ax.contour(n, L, np.abs(grid["kurtosis"]), levels=levels, colors="k", linewidths=1.2)
+    ax.clabel(cs, fmt=lambda v: f"κ₄/K²={v:g}", fontsize=7)
+    cv = ax.contour(n, L, grid["ntk_rel_var"], levels=levels, colors="tab:blue", linewidths=1.2,
+                    linestyles="--")
+    ax.clabel(cv, fmt=lambda v: f"VarΘ/Θ²={v:g}", fontsize=7)
+    ax.set_xscale("log")
+    handles = [Patch(color=c, label=lab) for c, lab in zip(colours, ("kernel", "feature-learning",
+                                                                    "non-perturbative"), strict=True)]
+    handles += [plt.Line2D([], [], color="k", lw=1.2, label="kurtosis κ₄/K² (order 1/n)"),
+                plt.Line2D([], [], color="tab:blue", ls="--", lw=1.2, label="NTK Var Θ/(EΘ)² (order 1/n)")]
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    ax.set(xlabel="width n", ylabel="depth L", title=title or "regime map",
+           xlim=(n.min(), n.max()), ylim=(L.min(), L.max()))
+    if path is not None:
+        from ._io import atomic_write
+
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    return fig

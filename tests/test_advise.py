@@ -189,3 +189,17 @@ def test_singular_ntk_note_and_zero_ntk_error(capsys, tmp_path):
 def test_text_output(capsys):
     status, out, _ = cli(capsys, "advise", "--activation", "relu", "--depth", "2", "--width", "32", "--x", "1")
     assert status == 0 and "regime:" in out and "eta_lazy_max" in out and "kurtosis_exact" in out
+
+
+@pytest.mark.slow
+def test_tour_section_quick(tmp_path):
+    """Tour s90 (quick): the regime map has all three regimes, and the figure is written."""
+    from perturb.tour import TourContext
+    from perturb.tour import s90_advise as s
+
+    ctx = TourContext(out=tmp_path, quick=True)
+    lines = s.run(ctx)
+    assert (tmp_path / "regime_map.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "regime_map.json").read_text())
+    assert {0, 1, 2} <= {v for row in data["regime"] for v in row}
+    assert any("regime map" in ln for ln in lines)
