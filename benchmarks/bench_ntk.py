@@ -47,11 +47,43 @@ def main() -> None:
                  best(lambda: ntk_statistics("tanh", [64] * 3, [1.0], C_W=1.0, dps=30), 1)))
     rows.append(("exact SymPy fold, relu, L = 10",
                  best(lambda: ntk_statistics_exact("relu", [64] * 10, [1], C_W=2, C_b=0), 1)))
+    rows.extend(order2_rows())
     w = max(len(r[0]) for r in rows)
     print(f"{'task':<{w}}  {'seconds':>9}")
     print("-" * (w + 11))
     for name, t in rows:
         print(f"{name:<{w}}  {t:>9.4f}")
+
+
+def order2_rows() -> list[tuple[str, float]]:
+    """Issue 13: order-1/n² NTK statistics, tanh, L = 3, one input: cold (derive + compile + fold), then cached.
+
+    "Cold" derives the map without the disk cache (``derive_layer_map.uncached``), "cached" is a
+    new process's path: the map read from the disk cache, compiled, folded.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from perturb.engine.fold import _compiled, ntk_series
+    from perturb.engine.layermap import _derive_layer_map, derive_layer_map
+
+    rows = []
+    t0 = time.perf_counter()
+    _derive_layer_map(2)
+    rows.append(("derive the order-2 NTK map (generic σ, no cache)", time.perf_counter() - t0))
+    derive_layer_map(2)                              # fills the disk cache
+    t0 = time.perf_counter()
+    _compiled(2, "tanh")
+    rows.append(("compile the order-2 map for tanh", time.perf_counter() - t0))
+    rows.append(("numpy fold at order 2, tanh, L = 3",
+                 best(lambda: ntk_series("tanh", [64] * 3, [1.0], C_W=1.0, order=2))))
+    cmd = [sys.executable, "-m", "perturb", "ntk-stats", "--activation", "tanh", "--cw", "1", "--widths", "64,64,64",
+           "--x", "1", "--order", "2", "--json"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ))
+    rows.append(("ntk-stats --order 2, tanh, L = 3, new process, map cached", time.perf_counter() - t0))
+    return rows
 
 
 if __name__ == "__main__":
