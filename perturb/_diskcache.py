@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["disk_cached", "cache_dir", "source_digest"]
+__all__ = ["disk_cached", "disk_memo", "cache_dir", "source_digest"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -71,30 +71,41 @@ def disk_cached(fn):
 
     @functools.wraps(fn)
     def wrapper(*args):
-        try:
-            path = _path(name, args)
-        except OSError:  # pragma: no cover - unreadable package files
-            path = None
-        if path is not None and path.is_file():
-            try:
-                with open(path, "rb") as fh:
-                    return pickle.load(fh)
-            except Exception:  # noqa: BLE001 - a damaged entry is recomputed and overwritten
-                pass
-        value = fn(*args)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(tmp, path)          # atomic: readers never see a partial file
-            except Exception:  # noqa: BLE001 - caching is best effort
-                try:
-                    os.unlink(tmp)
-                except Exception:  # noqa: BLE001
-                    pass
-        return value
+        return disk_memo(name, args, lambda: fn(*args))
 
     wrapper.uncached = fn
     return wrapper
+
+
+def disk_memo(name: str, key: tuple, compute):
+    """``compute()``, cached on disk under ``name`` and ``key`` (repr-stable) like
+    :func:`disk_cached` — for results that are pure functions of ``key`` and perturb's source
+    but are computed by a method rather than a module-level function.
+
+    >>> disk_memo("doc.example", (2, 3), lambda: 2 ** 3)
+    8
+    """
+    try:
+        path = _path(name, key)
+    except OSError:  # pragma: no cover - unreadable package files
+        path = None
+    if path is not None and path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except Exception:  # noqa: BLE001 - a damaged entry is recomputed and overwritten
+            pass
+    value = compute()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)          # atomic: readers never see a partial file
+        except Exception:  # noqa: BLE001 - caching is best effort
+            try:
+                os.unlink(tmp)
+            except Exception:  # noqa: BLE001
+                pass
+    return value

@@ -33,6 +33,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .._compiled_cache import payload, restore
+from .._diskcache import disk_memo
 from ..activations import get_activation
 from ..compile import compile_expr
 from ..errors import PerturbError
@@ -137,6 +139,7 @@ class FiniteWidth:
         self.lm: LayerMap = layer_map(n_inputs, order)
         self.max_moment = max_moment
         self._compiled: dict = {}
+        self._loaded = False
 
     # ------------------------------------------------------------------ planning
 
@@ -284,6 +287,41 @@ class FiniteWidth:
     def _compiled_kernel(self, pr):
         return self._compiled_expr(("K", pr), lambda: self.lm.kernel()[pr])
 
+    def _load_compiled(self) -> None:
+        """The plan and every compiled layer-map expression of this chain, from the on-disk cache
+        (:func:`perturb._diskcache.disk_memo`, keyed by activation, inputs, order, depth and
+        perturb's source) or computed once and stored there: a new process skips the
+        derivation, the activation substitution and ``lambdify`` (most of a warm
+        ``perturb cumulants`` run).  The cached functions are lambdify's own generated source,
+        executed again in lambdify's namespace; an entry that cannot be restored is recomputed."""
+        if self._loaded:
+            return
+        self._loaded = True
+        key = (sp.srepr(self.activation.expr), self.n_inputs, self.order, self.max_moment, self.depth)
+        bundle = disk_memo("perturb.finite.chain.FiniteWidth.compiled", key, self._compiled_bundle)
+        if not bundle:
+            return
+        try:
+            restored = {k: (restore(data), atoms, ins) for k, (data, atoms, ins) in bundle["exprs"].items()}
+        except Exception:  # noqa: BLE001 - a damaged entry: compile as usual
+            return
+        self.__dict__.setdefault("plan", bundle["plan"])
+        for k, v in restored.items():
+            self._compiled.setdefault(k, v)
+
+    def _compiled_bundle(self) -> dict | None:
+        """Everything :meth:`evaluate` compiles, in picklable form (None if a source is missing)."""
+        for ell in range(1, self.depth + 1):
+            for a, e in self.plan.get(ell, ()):
+                self._compiled_moment(a, e)
+            for pr in self.lm.pairs:
+                self._compiled_kernel(pr)
+        try:
+            exprs = {k: (payload(fn), atoms, ins) for k, (fn, atoms, ins) in self._compiled.items()}
+        except (OSError, TypeError):
+            return None
+        return {"plan": self.plan, "exprs": exprs}
+
     def _compiled_expr(self, key, build):
         """Compile a layer-map expression once: fn(K entries, C_W, C_b, n, atoms..., moments...)."""
         if key not in self._compiled:
@@ -342,6 +380,7 @@ class FiniteWidth:
             _check_positive("C_b", v, strict=False)
         conv = (lambda x: mpmath.mpmathify(x)) if dps else (lambda x: np.asarray(x, dtype=float))
         Kvals = self._initial_kernel(K1, conv)
+        self._load_compiled()
         M: dict = {}
         ctx = mpmath.workdps(dps + 10) if dps else _NullCtx()
         with ctx:

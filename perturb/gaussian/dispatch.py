@@ -53,6 +53,25 @@ def substitute_activation(expr: sp.Expr, activation) -> sp.Expr:
 
 @functools.lru_cache(maxsize=4096)
 def _closed_compiled(f: sp.Expr, m: int):
+    """The compiled closed form of <f> (m variables), cached on disk across processes: deriving
+    and simplifying it (and lambdify) is most of a warm ``perturb cumulants`` run otherwise."""
+    from .._compiled_cache import payload, restore
+    from .._diskcache import disk_memo
+
+    def build():
+        c = _closed_compiled_uncached(f, m)
+        try:
+            return (payload(c),) if c is not None else ()
+        except (OSError, TypeError):
+            return None
+
+    data = disk_memo("perturb.gaussian.dispatch.closed_compiled", (sp.srepr(f), m), build)
+    if data is None:
+        return _closed_compiled_uncached(f, m)
+    return restore(data[0]) if data else None
+
+
+def _closed_compiled_uncached(f: sp.Expr, m: int):
     if m == 1:
         Ks = sp.Symbol("K_", positive=True)
         expr = closed_form(f, Ks)
