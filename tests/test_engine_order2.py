@@ -145,3 +145,13 @@ def test_cli_inputs_with_order2_refused(capsys, tmp_path):
     f.write_text("[[1.0, 0.0], [0.0, 1.0]]")
     status, _, err = _cli(capsys, "--activation", "tanh", "--widths", "8", "--inputs", str(f), "--order", "2")
     assert status == 2 and "--inputs supports --order 1" in err
+
+
+@pytest.mark.slow
+def test_tour_section_quick(tmp_path):
+    from perturb.tour import TourContext
+    from perturb.tour import s71_ntk_order2 as s
+
+    lines = s.run(TourContext(out=tmp_path, quick=True))
+    assert any("20/n + 16/n**2" in ln for ln in lines)
+    assert (tmp_path / "ntk_order2.json").exists()
