@@ -11,6 +11,8 @@ Conventions as ``perturb mc``: ``--widths`` are the hidden widths, ``--x`` one i
 
 from __future__ import annotations
 
+import sys
+
 from ._common import add_dps_arg, add_network_args, emit_json, float_list, nonneg_int, width_list
 
 ORDERS = (2, 4, 6, 8)
@@ -66,6 +68,13 @@ def run(args) -> int:
         "moments": {str(m): st.total_moment(m) for m in ORDERS},
         "cumulants": {str(m): st.total_cumulant(m) for m in ORDERS},
     }
+    from ..exact.resum import series_note
+
+    note = series_note(st.series("moments", 2), st.series("moments", 4))  # docs/exact.md criterion
+    if note:
+        out["note"] = note
+        if not args.json:
+            print(f"note: {note}", file=sys.stderr)
     if args.series:
         # the contribution of each order c_0..c_K to each cumulant (and, separately, moment)
         out["series"] = {str(m): st.series("cumulants", m) for m in ORDERS}
