@@ -68,8 +68,11 @@ SERIES_MAX = 1.0
 KERNEL_MAX_CHANGE = 0.01
 #: an NTK with λ_min/λ_max below this is reported as singular
 SINGULAR_RTOL = 1e-10
-#: widths searched for a target are bounded by this (a larger answer is reported, not checked)
+#: widths searched for a target are bounded by this (a larger answer is null, with a note giving it)
 MAX_SEARCH_WIDTH = 10**12
+#: the deepest network advised on (the order-1/n folds cost ~20 ms per layer; beyond a few hundred
+#: layers at any practical width L/n is far in the non-perturbative regime anyway)
+MAX_DEPTH = 300
 
 CATAPULT_NOTE = ("eta_catapult_max = 4/λ_max is the catapult edge of the two-layer uv model "
                  "(Lewkowycz et al. 2020, arXiv 2003.02218); for deep ReLU networks they observe "
@@ -251,6 +254,9 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
     if isinstance(width, bool) or int(width) != width or width < 1:
         raise PerturbError(f"width must be an integer >= 1, got {width!r}")
     depth, width = int(depth), int(width)
+    if depth > MAX_DEPTH:
+        raise PerturbError(f"depth {depth} is too large: at most {MAX_DEPTH} hidden layers (advice for deeper "
+                           "networks: their 1/n series needs widths far above the depth)")
     tk = _check_target(target_kurtosis, "target kurtosis")
     tv = _check_target(target_ntk_rel_var, "target NTK relative variance")
     if y is not None and not math.isfinite(float(y)):
@@ -362,10 +368,12 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
     if tk is not None:
         wk = _smallest_width(lambda m: kurtosis_at(activation, depth, m, x, C_W, C_b), kurt, width, tk, "kurtosis")
         notes.append(_width_note("width_for_kurtosis", wk, depth, tk))
+        wk = None if wk > MAX_SEARCH_WIDTH else wk
     if tv is not None:
         wv = _smallest_width(lambda m: ntk_rel_var_at(activation, depth, m, x, C_W, C_b), rel_var, width, tv,
                              "ntk_rel_var")
         notes.append(_width_note("width_for_ntk_rel_var", wv, depth, tv))
+        wv = None if wv > MAX_SEARCH_WIDTH else wv
 
     return Advice(activation=act_name, depth=depth, width=width, C_W=C_W, C_b=C_b, phase=phase, x=x,
                   xi_c=xi_c, depth_over_xi=d_xi, depth_over_width=ratio, kurtosis=kurt,
@@ -378,7 +386,8 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
 def _width_note(key: str, m: int, depth: int, target: float) -> str:
     s = f"{key} = {m}: the smallest width with |value| <= {target:g} at depth {depth}"
     if m > MAX_SEARCH_WIDTH:
-        return s + f" (beyond {MAX_SEARCH_WIDTH:.0e}: not checked; practically unreachable)."
+        return (f"{key} = null: |value| <= {target:g} at depth {depth} would need a width of about {float(m):.3g}, "
+                f"beyond {MAX_SEARCH_WIDTH:.0e}: practically unreachable.")
     if depth / m >= RATIO_MAX:
         return s + f", but there L/n = {depth / m:.3g} >= {RATIO_MAX}: the 1/n answer is unreliable; prefer a wider network."
     return s + "."

@@ -159,8 +159,7 @@ def test_no_critical_point_exit_2(capsys):
     assert err.count("\n") == 1 and "no critical point" in err and "C_b" in err and "--cw" in err
 
 
-@pytest.mark.parametrize("opt,value", [("--target-kurtosis", "0"), ("--target-ntk-rel-var", "-0.1"),
-                                       ("--target-kurtosis", "nan")])
+@pytest.mark.parametrize("opt,value", [("--target-kurtosis", "0"), ("--target-ntk-rel-var", "-0.1")])
 def test_unreachable_target_exit_2(capsys, opt, value):
     status, out, err = cli(capsys, "advise", "--activation", "relu", "--depth", "2", "--width", "8",
                            "--x", "1", opt, value)
@@ -168,11 +167,24 @@ def test_unreachable_target_exit_2(capsys, opt, value):
     assert "no finite width" in err
 
 
-def test_huge_target_width_is_reported_not_searched():
+def test_non_finite_target_refused():
+    from perturb.errors import PerturbError
+
+    with pytest.raises(PerturbError, match="finite number > 0"):
+        advise("relu", 2, 8, [[1.0]], target_kurtosis=float("nan"))
+
+
+def test_depth_bounded(capsys):
+    status, out, err = cli(capsys, "advise", "--activation", "tanh", "--depth", "1000", "--width", "8", "--x", "1")
+    assert status == 2 and out == "" and err.count("\n") == 1 and "at most 300" in err
+
+
+def test_huge_target_width_is_null_with_a_note():
     a = advise("relu", 2, 8, [[1.0]], target_kurtosis=1e-14)
-    # 15·2/n <= 1e-14  ⇔  n >= 3e15: reported, with a note that it is unreachable in practice
-    assert a.width_for_kurtosis == math.ceil(30 / 1e-14)
-    assert any("practically unreachable" in line for line in a.notes)
+    # 15·2/n <= 1e-14  ⇔  n >= 3e15: null, with a note giving the width needed
+    assert a.width_for_kurtosis is None
+    assert any("width_for_kurtosis = null" in line and "3e+15" in line and "practically unreachable" in line
+               for line in a.notes)
 
 
 def test_singular_ntk_note_and_zero_ntk_error(capsys, tmp_path):

@@ -26,7 +26,7 @@ def register(sub) -> None:
     )
     p.add_argument("--activation", required=True,
                    help="activation name (relu, leaky_relu:A, tanh, erf, ...) or SymPy expression in z")
-    p.add_argument("--depth", type=positive_int, required=True, metavar="L", help="number of hidden layers L")
+    p.add_argument("--depth", type=positive_int, required=True, metavar="L", help="number of hidden layers L (1..300)")
     p.add_argument("--width", type=positive_int, required=True, metavar="N", help="every hidden width n")
     p.add_argument("--cw", type=float, default=None,
                    help="weight variance C_W (default: the critical C_W at --cb)")
