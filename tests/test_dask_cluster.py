@@ -19,6 +19,7 @@ import pytest
 from perturb import criticality
 from perturb.cli import main
 from perturb.criticality import phase_diagram
+from perturb.dynamics.ntk_move import sample_dntk
 from perturb.errors import PerturbError
 from perturb.montecarlo import (
     Executor,
@@ -59,6 +60,15 @@ def test_ensembles_bit_identical_on_the_cluster(cluster):
     assert all(_same_bits(getattr(r0, k), getattr(r1, k)) for k in ("outputs", "loss", "ntk_initial", "ntk_final"))
     zs = sample_preactivations(net, X2, 120, seed=2, chunk=40, executor=cluster)
     assert all(_same_bits(u, v) for u, v in zip(zs, sample_preactivations(net, X2, 120, seed=2, chunk=40)))
+
+
+def test_dntk_ensembles_on_the_executor():
+    # the dynamics' ensembles map their chunks through the same executor (local processes here,
+    # without the cluster's cold start): 2 chunks of 245 networks
+    wide = Network("tanh", widths=(128, 128))
+    d0 = sample_dntk(wide, [1.0], 300, seed=1)
+    d1 = sample_dntk(wide, [1.0], 300, seed=1, executor=Executor.processes(2))
+    assert all(_same_bits(getattr(d0, f.name), getattr(d1, f.name)) for f in dataclasses.fields(d0))
 
 
 def _sweep_point(cw, seed):  # a (config, seed) task: E z² of a small ensemble

@@ -35,6 +35,7 @@ from ..activations import Z
 from ..compile import compile_expr
 from ..errors import PerturbError
 from ..montecarlo._estimators import Estimate, moment
+from ..montecarlo._executor import Executor
 from ..montecarlo._simulate import (
     _activation_fns,
     _check_count,
@@ -312,17 +313,19 @@ def network_dntk(params, x: np.ndarray, net: Network):
     return z.c[0], theta.c[0], o3.c[0]
 
 
-def sample_dntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian") -> DNTKSample:
+def sample_dntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian",
+                executor: Executor | None = None) -> DNTKSample:
     """z, Θ and O3 of ``n_samples`` random networks at one input (exact derivatives).
 
     The networks are those of :func:`perturb.montecarlo.sample_outputs` with the same seed and
-    input (chunk ``i`` from ``SeedSequence(seed, spawn_key=(i,))``).
+    input (chunk ``i`` from ``SeedSequence(seed, spawn_key=(i,))``); the chunks run on
+    ``executor`` (:func:`perturb.montecarlo.open_executor`; default serial) with the same bits.
 
     >>> s = sample_dntk(Network("tanh", widths=(8, 8)), [1.0], 100, seed=0)
     >>> s.o3.shape
     (100,)
     """
-    return DNTKSample(*_sample_chunks(network_dntk, net, x, n_samples, seed, weight_law, "sample_dntk"))
+    return DNTKSample(*_sample_chunks(network_dntk, net, x, n_samples, seed, weight_law, "sample_dntk", executor))
 
 
 def _one_input(net, x, name: str):
@@ -333,19 +336,29 @@ def _one_input(net, x, name: str):
     return net, X
 
 
-def _sample_chunks(fn, net, x, n_samples, seed, weight_law, name: str) -> list[np.ndarray]:
+class _OnChunk:
+    """Picklable task ``i -> fn(params of chunk i, x, net)`` (an executor maps it over chunks)."""
+
+    def __init__(self, fn, net, X, seed, size, n_samples, law):
+        self.fn, self.net, self.X, self.seed, self.size, self.n, self.law = fn, net, X, seed, size, n_samples, law
+
+    def __call__(self, i: int):
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(i,)))
+        params = _draw_params(rng, self.net, self.X.shape[1], min(self.size, self.n - i * self.size), self.law)
+        return self.fn(params, self.X[0], self.net)
+
+
+def _sample_chunks(fn, net, x, n_samples, seed, weight_law, name: str, executor=None) -> list[np.ndarray]:
     """``fn(params, x, net)`` over the chunks of :func:`perturb.montecarlo.sample_outputs`
-    (chunk ``i`` from ``SeedSequence(seed, spawn_key=(i,))``), its outputs concatenated."""
+    (chunk ``i`` from ``SeedSequence(seed, spawn_key=(i,))``), mapped by ``executor`` (default
+    serial), its outputs concatenated."""
     net, X = _one_input(net, x, name)
     n_samples = _check_count(n_samples)
     seed = _check_seed(seed)
     law = _check_law(weight_law)
     size = chunk_size(net, X.shape[1])
-    out = []
-    for i in range(-(-n_samples // size)):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
-        params = _draw_params(rng, net, X.shape[1], min(size, n_samples - i * size), law)
-        out.append(fn(params, X[0], net))
+    task = _OnChunk(fn, net, X, seed, size, n_samples, law)
+    out = (executor or Executor.serial()).map(task, range(-(-n_samples // size)))
     return [np.concatenate(a) for a in zip(*out, strict=True)]
 
 

@@ -112,17 +112,20 @@ def network_ddntk(params, x: np.ndarray, net: Network):
     return z.c[0], theta.c[0], o3v, o4, g, 2.0 * (o4 - g)
 
 
-def sample_ddntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian") -> DDNTKSample:
+def sample_ddntk(net: Network, x, n_samples: int, seed: int, *, weight_law: str = "gaussian",
+                 executor=None) -> DDNTKSample:
     """z, Θ, O3, O4, G, {Θ,Θ} of ``n_samples`` random networks at one input (exact derivatives).
 
     The networks are those of :func:`~perturb.dynamics.ntk_move.sample_dntk` (and of
-    :func:`perturb.montecarlo.sample_outputs`) for the same seed and input.
+    :func:`perturb.montecarlo.sample_outputs`) for the same seed and input; the chunks run on
+    ``executor`` (a :class:`perturb.montecarlo.Executor`; default serial) with the same bits.
 
     >>> s = sample_ddntk(Network("tanh", widths=(8, 8)), [1.0], 100, seed=0)
     >>> s.o4.shape
     (100,)
     """
-    return DDNTKSample(*_sample_chunks(network_ddntk, net, x, n_samples, seed, weight_law, "sample_ddntk"))
+    return DDNTKSample(*_sample_chunks(network_ddntk, net, x, n_samples, seed, weight_law, "sample_ddntk",
+                                       executor))
 
 
 # --------------------------------------------------------------------------- the truncated hierarchy
