@@ -149,7 +149,7 @@ def test_plan_sizes():
     arch = serial(conv([3, 3], C_W=2.0), act("relu"), global_avg_pool(), dense(1.0))
     p = plan(arch, (100, 8, 8, 3))
     assert (p.full, p.positions, p.full_bytes) == (True, 64, 100 * 100 * 64 * 64 * 8)
-    assert p.block_bytes <= 384 * 2**20 and p.blocks == 1          # N = 100 fits one block by default
+    assert p.block == 27 and p.blocks == 4 and p.block_bytes <= 24 * 2**20     # the default budget
     p2 = plan(arch, (100, 8, 8, 3), max_block_bytes=64 * 2**20)
     assert p2.block == 45 and p2.blocks == 3 and p2.pairs == 6 and p2.block_bytes <= 64 * 2**20
     p1 = plan(serial(conv([3, 3]), act("relu"), flatten(), dense()), (100, 8, 8, 3))

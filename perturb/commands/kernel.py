@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import PerturbError
-from ._common import add_dps_arg, add_network_args, emit_json, positive_int
+from ._common import MAX_MAGNITUDE, add_dps_arg, add_network_args, emit_json, positive_int
 
 
 def register(sub) -> None:
@@ -30,7 +31,7 @@ def register(sub) -> None:
                    help="JSON list of layers (dense, conv, act, avg_pool, global_avg_pool, flatten, residual) "
                    "instead of --activation/--depth; inputs N×d, N×W×C or N×H×W×C (docs: architectures)")
     p.add_argument("--block", type=positive_int, default=None, metavar="B",
-                   help="with --arch: inputs per block of the pixel-pair kernel (default: from a 384 MiB budget)")
+                   help="with --arch: inputs per block of the pixel-pair kernel (default: from a 24 MiB budget)")
     p.add_argument("--inputs", required=True, metavar="FILE.json",
                    help="JSON list of input vectors, all of one dimension n0")
     p.add_argument("--lw", type=float, default=None, metavar="A", help="λ_W (default: C_W, NTK parameterisation)")
@@ -62,6 +63,9 @@ def _read_inputs(path: str):
         for v in r:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise PerturbError(f"inputs must be numbers; got {v!r} in '{path}'")
+            if not (math.isfinite(v) and abs(v) <= MAX_MAGNITUDE):  # json reads NaN/Infinity; 1e308 overflows
+                raise PerturbError(f"inputs must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}; "
+                                   f"got {v!r} in '{path}'")
     return np.asarray(data, dtype=float)
 
 
