@@ -128,6 +128,15 @@ def test_blocks_and_pixel_diagonal_change_nothing():
         assert _rel(k.ntk, ref.ntk).max() <= 1e-14
 
 
+def test_blocks_without_closed_form():
+    """tanh (no closed form): off-diagonal blocks go through the Gram engine on an embedded matrix."""
+    X = np.random.default_rng(8).standard_normal((4, 3, 3, 2))
+    arch = serial(conv([2, 2], C_W=1.5, C_b=0.1), act("tanh"), avg_pool([3, 3]), flatten(), dense(1.0))
+    ref = kernels(arch, X)
+    k = kernels(arch, X, block=1)
+    assert _rel(k.nngp, ref.nngp).max() <= 1e-12 and _rel(k.ntk, ref.ntk).max() <= 1e-12
+
+
 def test_zero_variance_pixels():
     """Black regions with C_b = 0 give pixels of zero variance: σ(0)E σ(u) there, checked at 30 digits."""
     X = np.random.default_rng(6).standard_normal((2, 5, 1))
@@ -234,6 +243,15 @@ def test_cli_arch_json_and_errors(tmp_path, capsys):
     (tmp_path / "rag.json").write_text("[[[1, 2], [3]], [[1, 2], [3, 4]]]")
     status, out, err = _cli(capsys, "--arch", a, "--inputs", str(tmp_path / "rag.json"))
     assert status == 2 and "mismatch" in err and err.count("\n") == 1
+    (tmp_path / "s.json").write_text(json.dumps(X[:2, :2, :3, :1].tolist()))
+    tiny = serial(conv([2, 2], C_W=2.0, C_b=0.1), act("relu"), global_avg_pool(), dense(1.0))
+    (tmp_path / "t.json").write_text(tiny.to_json())
+    status, out, err = _cli(capsys, "--arch", str(tmp_path / "t.json"), "--inputs", str(tmp_path / "s.json"),
+                            "--dps", "25", "--json")
+    res = json.loads(out)
+    assert status == 0 and isinstance(res["ntk"][0][1], str) and len(res["ntk"][0][1].lstrip("-0.")) >= 20
+    ref = kernels(tiny, X[:2, :2, :3, :1])
+    assert np.allclose(np.array(res["ntk"], dtype=float), ref.ntk, rtol=1e-14, atol=0)
     status, out, err = _cli(capsys, "--arch", a, "--inputs", x, "--depth", "2")
     assert status == 2 and "--depth does not apply" in err
 
