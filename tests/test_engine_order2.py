@@ -60,8 +60,7 @@ def test_deep_linear_order1_misses_what_order2_catches():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, cw", [("relu", 2), ("abs", 1)])
-@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("kind, cw, L", [("relu", 2, 1), ("relu", 2, 2), ("relu", 2, 3), ("abs", 1, 2)])
 def test_kinked_order2_equals_exact_series(kind, cw, L):
     from perturb.ntk_exact import ntk_series as exact_series
 
@@ -72,7 +71,7 @@ def test_kinked_order2_equals_exact_series(kind, cw, L):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("act, cw, cb", [("tanh", 1.2, 0.1), ("gelu", 1.5, 0.05)])
+@pytest.mark.parametrize("act, cw, cb", [("tanh", 1.2, 0.1)])
 def test_numpy_equals_mpmath_at_order2(act, cw, cb):
     """The same compiled order-2 expressions, numpy (closed forms/quadrature) vs mpmath at 30 digits.
 
@@ -80,8 +79,8 @@ def test_numpy_equals_mpmath_at_order2(act, cw, cb):
     coefficient is a sum of a few hundred atom products with cancellations of ~1e-3.
     """
     kw = dict(C_W=cw, C_b=cb, order=2)
-    a = ntk_series(act, [8, 12, 10], [1.0, 0.3], **kw)
-    b = ntk_series(act, [8, 12, 10], [1.0, 0.3], dps=30, **kw)
+    a = ntk_series(act, [8, 12], [1.0, 0.3], **kw)       # two layers: r = 3/2 exercised, cost halved
+    b = ntk_series(act, [8, 12], [1.0, 0.3], dps=30, **kw)
     for key in ("mean", "var", "cov_z2_ntk", "cov_sigma_ntk"):
         for x, y in zip(a[key], b[key]):
             assert abs(float(x) - float(y)) <= 1e-11 * abs(float(y)) + 1e-16, (key, x, y)
@@ -138,6 +137,12 @@ def test_cli_order2_dps(capsys):
 def test_cli_order_out_of_range_exit_2(capsys, args, msg):
     status, _, err = _cli(capsys, *BASE, *args, "--json")
     assert status == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_order2_step_activation_refused(capsys):
+    """σ' of step is a Dirac delta: its NTK does not exist (refused before any derivation)."""
+    status, _, err = _cli(capsys, "--activation", "step", "--widths", "8", "--x", "1", "--order", "2", "--json")
+    assert status == 2 and "undefined" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_inputs_with_order2_refused(capsys, tmp_path):

@@ -93,7 +93,13 @@ def ntk_series(activation, widths, x, *, C_W=1.0, C_b=0.0, lambda_W=None, lambda
     >>> len(s["var"]), bool(s["var"][1] > 0)
     (3, True)
     """
-    from ..ntk.chain import _check_widths, _check_x, _layer_params, require_finite
+    from ..ntk.chain import (
+        _check_widths,
+        _check_x,
+        _layer_params,
+        require_finite,
+        require_ntk_defined,
+    )
 
     ws = _check_widths(widths)
     xs = _check_x(x)
@@ -101,6 +107,7 @@ def ntk_series(activation, widths, x, *, C_W=1.0, C_b=0.0, lambda_W=None, lambda
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("ntk statistics need a concrete activation (relu, tanh, gelu, ...)")
+    require_ntk_defined(act)
     lm, args, integrands, fns, outs = _compiled(order, act.name)
     if dps:
         with mpmath.workdps(dps + 10):

@@ -1,6 +1,7 @@
 """Finite-width NTK statistics at order 1/n (docs/reference.md §3): derived, evaluated, checked.
 
-* :mod:`~perturb.ntk.derive` — the NTK's collective observables and their derived layer map;
+* :mod:`~perturb.ntk.derive` — the order-1 NTK layer map in PDLT's names (a front end over
+  :mod:`perturb.engine`, which also derives order 1/n²: :func:`perturb.engine.ntk_series`);
 * :mod:`~perturb.ntk.chain` — the fold over depth (numpy, mpmath, exact SymPy) and the output
   NTK's mean and variance; the exponential (large L/n) picture for ReLU.
 * :mod:`~perturb.ntk.derive_multi`, :mod:`~perturb.ntk.multi` — the same at several inputs
