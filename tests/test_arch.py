@@ -261,3 +261,13 @@ def test_api_errors(spec, msg):
     with pytest.raises(PerturbError, match=None) as exc:
         Architecture.from_json(spec).check((4, 4, 2))
     assert msg in str(exc.value)
+
+
+@pytest.mark.parametrize("module", ["spec", "maps", "fold", "networks", "criticality"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"perturb.arch.{module}")
+    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 0
