@@ -61,8 +61,8 @@ def _check_scalings(xi, gamma) -> tuple[float, float]:
 def effective_variances(C_W: float, C_b: float, *, xi: float, gamma: float) -> tuple[float, float]:
     """``(γ² C_W/(1 − ξ²), γ² C_b/(1 − ξ²))``: the plain MLP with the same fixed points.
 
-    >>> [round(v, 12) for v in effective_variances(1.0, 0.1, xi=0.6, gamma=0.8)]
-    [1.0, 0.1]
+    >>> tuple(round(v, 12) for v in effective_variances(1.0, 0.1, xi=0.6, gamma=0.8))
+    (1.0, 0.1)
     """
     xi, gamma = _check_scalings(xi, gamma)
     f = gamma * gamma / (1 - xi * xi)
@@ -182,8 +182,8 @@ def residual_critical_line(activation, C_b, *, xi: float, gamma: float = 1.0) ->
     """The χ_⊥ = 1 line (C_W, K*) at each C_b (float64 arrays; NaN where there is none).
 
     >>> cw, q = residual_critical_line("tanh", [0.0, 0.3], xi=0.0, gamma=1.0)      # the plain line
-    >>> [round(float(v), 6) for v in cw]
-    [1.0, 2.505127]
+    >>> tuple(round(float(v), 6) for v in cw)
+    (1.0, 2.505127)
     """
     xi, gamma = _check_scalings(xi, gamma)
     f = gamma * gamma / (1 - xi * xi)
