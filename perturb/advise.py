@@ -4,20 +4,18 @@ Nothing here is new physics: :func:`advise` composes the library calls behind th
 commands, so every number equals what that command prints for the same network
 (tests/test_advise.py runs the commands and compares):
 
-==========================  ==============================================================  ======================
-key                          definition                                                      command
-==========================  ==============================================================  ======================
-``C_W``                      critical C_W at the given C_b: χ_⊥ = C_W<σ'²>_{K*} = 1           ``criticality``
-``xi_c``, ``phase``          correlation depth ξ_c = −1/log χ_c at (C_W, C_b); null = ∞      ``fixed-point``
-``kurtosis``                 κ_4/K² at order 1/n: κ_4 the full fourth cumulant of one         ``cumulants --order 1``
-                             output, K = K^{(L+1)} the infinite-width kernel
-``kurtosis_exact``           κ_4/κ_2² of the exact law (ReLU with C_b = 0 only)               ``relu-exact``
-``ntk_rel_var``              Var Θ/(E Θ)² at order 1/n: (A + 2B)/(n H²), H the                ``ntk-stats``, ``kernel``
-                             infinite-width NTK at the input
-``eta_lazy_max``             2/λ_max, λ_max the top eigenvalue of the infinite-width NTK       ``kernel``
-``eta_catapult_max``         4/λ_max (the uv-model catapult edge, Lewkowycz et al. 2020)       ``kernel``
-``ntk_change``               E[Θ_∞ − Θ_0]/H over a converged GD run on (x̄, y), order 1/n      ``ntk-move``
-==========================  ==============================================================  ======================
+- ``C_W``: the critical C_W at the given C_b, χ_⊥ = C_W<σ'²>_{K*} = 1 (``criticality``);
+- ``xi_c``, ``phase``: correlation depth ξ_c = −1/log χ_c at (C_W, C_b), null = ∞ (``fixed-point``);
+- ``kurtosis``: κ_4/K² at order 1/n, κ_4 the full fourth cumulant of one output and K = K^{(L+1)}
+  the infinite-width kernel (``cumulants --order 1``);
+- ``kurtosis_exact``: κ_4/κ_2² of the exact law: ReLU with C_b = 0 always (``relu-exact``, closed
+  form); any activation with ``exact=True`` (``perturb exact``, density evolution of the Σ chain,
+  seconds); ``kurtosis_exact_source`` names which, null when none was computed;
+- ``ntk_rel_var``: Var Θ/(E Θ)² at order 1/n, (A + 2B)/(n H²) with H the infinite-width NTK at the
+  input (``ntk-stats``, ``kernel``);
+- ``eta_lazy_max`` = 2/λ_max, λ_max the top eigenvalue of the infinite-width NTK on the inputs, and
+  ``eta_catapult_max`` = 4/λ_max, the uv-model catapult edge of Lewkowycz et al. 2020 (``kernel``);
+- ``ntk_change``: E[Θ_∞ − Θ_0]/H over a converged GD run on (x̄, y), order 1/n (``ntk-move``).
 
 With several inputs the one-input statistics are taken at the representative input
 x̄ = (s, …, s) ∈ R^{n0}, s² = mean_a |x_a|²/n0, whose first-layer kernel K^{(1)} = C_b + C_W s² is
@@ -98,6 +96,7 @@ class Advice:
     depth_over_width: float
     kurtosis: float
     kurtosis_exact: float | None
+    kurtosis_exact_source: str | None
     ntk_rel_var: float
     lambda_max: float
     lambda_min: float
@@ -153,6 +152,19 @@ def ntk_rel_var_at(activation, depth: int, width: int, x, C_W: float, C_b: float
 
     st = ntk_statistics(activation, [width] * depth, x, C_W=C_W, C_b=C_b)
     return float(st.var) / float(st.H) ** 2
+
+
+def exact_kurtosis(activation, depth: int, width: int, x, C_W: float, C_b: float) -> float:
+    """κ_4/κ_2² of the exact one-input law (``perturb exact`` at its default resolution and tolerance)."""
+    from .commands.exact import DEFAULT_TOL
+    from .exact import exact_law
+
+    law = exact_law(activation, [width] * depth, x, C_W=C_W, C_b=C_b, progress=None)
+    worst = max(law.error["moments"][M] / abs(law.moments[M]) for M in law.moments)
+    if worst > DEFAULT_TOL:
+        raise PerturbError(f"the exact law's relative error estimate {worst:.2g} exceeds {DEFAULT_TOL:g}; "
+                           "use 'perturb exact --resolution R' for this network, or drop --exact")
+    return float(law.cumulants[4] / law.cumulants[2] ** 2)
 
 
 def _smallest_width(fn, value_at_n: float, n: int, target: float, name: str) -> int:
@@ -228,7 +240,7 @@ def _initialisation(activation, C_W, C_b, notes) -> tuple[float, float, str]:
 
 def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C_b: float = 0.0,
            target_kurtosis: float | None = None, target_ntk_rel_var: float | None = None,
-           eta: float | None = None, y: float | None = None) -> Advice:
+           eta: float | None = None, y: float | None = None, exact: bool = False) -> Advice:
     """Advice for a depth-L, width-n fully connected network on the inputs X (see the module docstring).
 
     Args:
@@ -240,6 +252,8 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
         target_kurtosis, target_ntk_rel_var: targets ε > 0 for the smallest-width answers.
         eta: learning rate of the run behind ``ntk_change`` (default 1/λ_max); y: its target
             (default √K^{(L+1)}, the output's initial scale).
+        exact: also compute the exact kurtosis of any activation with :func:`perturb.exact.exact_law`
+            (density evolution, seconds; ReLU with C_b = 0 always gets its closed-form exact value).
 
     >>> a = advise("tanh", 20, 128, [[1.0]], target_kurtosis=0.1)
     >>> a.C_W, a.regime, a.width_for_kurtosis
@@ -303,12 +317,14 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
     yv = math.sqrt(K) if y is None else float(y)
     rel_var = ntk_rel_var_at(activation, depth, width, x, C_W, C_b)
 
-    kurt_exact = None
+    kurt_exact = kurt_src = None
     if act_name == "relu" and C_b == 0:
         from .relu_exact import relu_output_law
 
         law = relu_output_law([width] * depth, x, C_W=C_W)
-        kurt_exact = float(law.cumulant(4) / law.cumulant(2) ** 2)
+        kurt_exact, kurt_src = float(law.cumulant(4) / law.cumulant(2) ** 2), "relu-exact"
+    elif exact:
+        kurt_exact, kurt_src = exact_kurtosis(activation, depth, width, x, C_W, C_b), "exact"
 
     # NTK motion over a converged run (perturb ntk-move: its delta_ntk_run and convergence test)
     e = (1.0 / lam_max) if eta is None else float(eta)
@@ -344,7 +360,9 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
     notes.append(f"kurtosis = {kurt:.3g} (order 1/n): the output's non-Gaussianity; it grows like L/n = {ratio:.3g}.")
     if kurt_exact is not None:
         rel = abs(kurt_exact - kurt) / abs(kurt_exact) if kurt_exact else 0.0
-        notes.append(f"kurtosis_exact = {kurt_exact:.4g} (exact ReLU law, Hanin & Nica 2019)"
+        src = ("exact ReLU law, Hanin & Nica 2019" if kurt_src == "relu-exact"
+               else "exact law by density evolution, perturb exact")
+        notes.append(f"kurtosis_exact = {kurt_exact:.4g} ({src})"
                      + (f"; the order-1/n value is off by {100 * rel:.0f}%: higher orders matter" if rel > 0.1
                         else "; the order-1/n value is within 10% of it"))
     notes.append(f"ntk_rel_var = {rel_var:.3g}: the NTK at initialisation fluctuates by ~{100 * math.sqrt(rel_var):.0f}% "
@@ -377,7 +395,7 @@ def advise(activation, depth: int, width: int, X, *, C_W: float | None = None, C
 
     return Advice(activation=act_name, depth=depth, width=width, C_W=C_W, C_b=C_b, phase=phase, x=x,
                   xi_c=xi_c, depth_over_xi=d_xi, depth_over_width=ratio, kurtosis=kurt,
-                  kurtosis_exact=kurt_exact, ntk_rel_var=rel_var, lambda_max=lam_max, lambda_min=lam_min,
+                  kurtosis_exact=kurt_exact, kurtosis_exact_source=kurt_src, ntk_rel_var=rel_var, lambda_max=lam_max, lambda_min=lam_min,
                   eta_lazy_max=eta_lazy, eta_catapult_max=eta_cat, ntk_change=change, eta=e, y=yv,
                   series_reliable=reliable, regime=regime, width_for_kurtosis=wk, width_for_ntk_rel_var=wv,
                   notes=notes)

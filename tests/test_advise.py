@@ -100,11 +100,24 @@ def test_relu_exact_kurtosis_equals_relu_exact(capsys):
     c = {M: cli_json(capsys, "relu-exact", "--widths", ",".join([str(n)] * L), "--x", "1,0.5",
                      "--moment", str(M))["cumulant"] for M in (2, 4)}
     assert adv["kurtosis_exact"] == pytest.approx(float(c[4]) / float(c[2]) ** 2, rel=1e-14)
+    assert adv["kurtosis_exact_source"] == "relu-exact"
     # order 1/n: 3[(1 + 5/n)^L − 1] to first order in 1/n = 15 L/n
     assert adv["kurtosis"] == pytest.approx(15 * L / n, rel=1e-12)
     # exact: κ4/κ2² = E z⁴/K² − 3 = 3[(1 + 5/n)^L − 1]
     assert adv["kurtosis_exact"] == pytest.approx(3 * ((1 + 5 / n) ** L - 1), rel=1e-12)
     assert adv["C_W"] == 2.0
+
+
+@pytest.mark.slow
+def test_exact_kurtosis_any_activation_equals_perturb_exact(capsys):
+    adv = cli_json(capsys, "advise", "--activation", "tanh", "--depth", "3", "--width", "8", "--x", "1",
+                   "--exact")
+    ex = cli_json(capsys, "exact", "--activation", "tanh", "--cw", repr(adv["C_W"]), "--widths", "8,8,8",
+                  "--x", "1")
+    assert adv["kurtosis_exact_source"] == "exact"
+    assert adv["kurtosis_exact"] == pytest.approx(ex["cumulants"]["4"] / ex["cumulants"]["2"] ** 2, rel=1e-12)
+    no = advise("tanh", 3, 8, [[1.0]])
+    assert no.kurtosis_exact is None and no.kurtosis_exact_source is None
 
 
 @pytest.mark.parametrize("which", ["kurtosis", "ntk_rel_var"])

@@ -42,6 +42,9 @@ def register(sub) -> None:
                    help="learning rate of the GD run behind ntk_change (default 1/λ_max, half the lazy edge)")
     p.add_argument("--y", type=float, default=None,
                    help="target of that run (default √K^(L+1), the size of the network's initial output)")
+    p.add_argument("--exact", action="store_true",
+                   help="also compute kurtosis_exact for any activation with perturb exact (density evolution, "
+                   "seconds); ReLU with C_b = 0 always gets its closed-form exact value")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -57,7 +60,7 @@ def run(args) -> int:
         X = [args.x]
     a = advise(args.activation, args.depth, args.width, X, C_W=args.cw, C_b=args.cb,
                target_kurtosis=args.target_kurtosis, target_ntk_rel_var=args.target_ntk_rel_var,
-               eta=args.eta, y=args.y)
+               eta=args.eta, y=args.y, exact=args.exact)
     if args.json:
         emit_json(a.as_dict())
         return 0
