@@ -84,6 +84,14 @@ def test_relu_interpolated_transfer_converges_to_matrix_model():
     assert np.all(np.abs(rich) < np.maximum(np.abs(errs[1]) / 3, 1e-9))
 
 
+def test_relu_with_biases_mean_is_linear_and_agrees_with_monte_carlo():
+    """C_b > 0: every neuron off gives the atom Σ = C_b (kept exactly). E[relu(√S g)²] = S/2, so
+    E Σ^{(ℓ)} = C_b + (C_W/2) E Σ^{(ℓ−1)} exactly at any width: 1.2 → 1.4 → 1.6 → 1.8 here."""
+    law = _mc_check("relu", [3, 3, 3], 2.0, 0.2, 100_000, seed=5)
+    assert law.method == "density evolution" and law.p_zero == 0
+    assert abs(law.moments[2] - 1.8) <= law.error["moments"][2]
+
+
 # ---------------------------------------------------------------------------------------- linear
 
 
