@@ -106,6 +106,9 @@ def test_relu_exact_kurtosis_equals_relu_exact(capsys):
     # exact: κ4/κ2² = E z⁴/K² − 3 = 3[(1 + 5/n)^L − 1]
     assert adv["kurtosis_exact"] == pytest.approx(3 * ((1 + 5 / n) ** L - 1), rel=1e-12)
     assert adv["C_W"] == 2.0
+    # critical ReLU NTK (λ = C = 2, C_b = 0): Θ^(1) = K = 2|x|²/n0 and Θ^(l+1) = K + Θ^(l) (PDLT ch. 9,
+    # <σσ>_K = K/2 and <σ'σ'>_K = 1/2), so H = (L+1)K = 4 · 1.25 and eta_lazy_max = 2/H = 0.4
+    assert adv["eta_lazy_max"] == pytest.approx(2 / ((L + 1) * 2 * 1.25 / 2), rel=1e-12)
 
 
 @pytest.mark.slow
