@@ -14,6 +14,25 @@ import numpy as np
 from ..errors import PerturbError
 
 
+#: the largest magnitude of a number given on the command line (inputs, C_W, C_b, η, ...): moments of
+#: the output are products over layers of powers of these, and overflow float64 (1e308) long before
+#: 1e308 itself; no sensible network needs more
+MAX_MAGNITUDE = 1e8
+
+
+def real(text: str) -> float:
+    """Parse a finite number of magnitude at most MAX_MAGNITUDE (argparse ``type``; replaces ``float``)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if abs(v) > MAX_MAGNITUDE:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_MAGNITUDE:g} in magnitude)")
+    return v
+
+
 def float_list(text: str) -> list[float]:
     """Parse ``"1,0.5,-0.3"`` into floats (argparse ``type``)."""
     toks = text.split(",")
@@ -27,6 +46,8 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError("expected at least one number")
     if not all(math.isfinite(v) for v in vals):
         raise argparse.ArgumentTypeError(f"numbers must be finite, got {text!r}")
+    if any(abs(v) > MAX_MAGNITUDE for v in vals):
+        raise argparse.ArgumentTypeError(f"numbers must be at most {MAX_MAGNITUDE:g} in magnitude, got {text!r}")
     return vals
 
 
