@@ -21,7 +21,7 @@ def register(sub) -> None:
         "network: the critical C_W at C_b (or your C_W with its phase), xi_c, the order-1/n kurtosis "
         "κ4/K² and NTK relative variance, eta_lazy_max = 2/λ_max and eta_catapult_max = 4/λ_max of the "
         "infinite-width NTK on the inputs, the smallest width meeting a target, and the regime "
-        "(kernel: relative NTK change over training < 1%%; non-perturbative: L/n >= 0.5 or an order-1/n "
+        "(kernel: relative NTK change over training < 0.01; non-perturbative: L/n >= 0.5 or an order-1/n "
         "correction >= 1; feature-learning otherwise).",
     )
     p.add_argument("--activation", required=True,
