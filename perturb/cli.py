@@ -36,7 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    _finite_floats(sub)
     return parser
+
+
+def _finite_floats(sub) -> None:
+    """Every ``type=float`` option reads a finite, bounded number instead (``nan``, ``inf`` and 1e308
+    would reach the numerics and come back as NaN or an overflow)."""
+    from .commands._common import real
+
+    for p in sub.choices.values():
+        for a in p._actions:
+            if a.type is float:
+                a.type = real
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except PerturbError as exc:
         print(f"perturb: error: {exc}", file=sys.stderr)
+        return 2
+    except OverflowError as exc:
+        print(f"perturb: error: numerical overflow ({exc}); the inputs are too large for float64 "
+              "(reduce --x, --cw or the depth, or use --dps)", file=sys.stderr)
         return 2
     except MemoryError:
         print("perturb: error: not enough memory for this request; reduce the sizes (--samples, --widths, "

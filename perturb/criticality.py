@@ -275,7 +275,8 @@ def divergence_threshold(activation, C_b: float = 0.0) -> float:
     import scipy.optimize as so
 
     res = so.minimize_scalar(lambda lq: -float((math.exp(lq) - C_b) / _e1(_integrands(act).sq, math.exp(lq), None)),
-                             bounds=(math.log(qg[i - 1]), math.log(qg[i + 1])), method="bounded",
+                             bounds=(math.log(qg[i - 1] if qg[i - 1] > 0 else qg[i] / 2),  # the grid starts at q = 0
+                                     math.log(qg[i + 1])), method="bounded",
                              options={"xatol": 1e-12})
     return float(max(r[i], -res.fun))
 

@@ -222,3 +222,31 @@ def test_every_command_has_a_description(capsys):
         with pytest.raises(SystemExit):
             main([name, "--help"])
         assert p.description.split()[0] in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ noise: no raw RuntimeWarnings
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["fixed-point", "--activation", "tanh", "--cw", "nan"], "finite number"),
+    (["fixed-point", "--activation", "tanh", "--cw", "1e308"], "at most 1e+08"),
+    (["mc", "--activation", "relu", "--widths", "3", "--x", "1e308", "--samples", "10"], "at most 1e+08"),
+    (["ntk-stats", "--activation", "relu", "--widths", "3", "--x", "1e200"], "at most 1e+08"),
+    (["ntk-move", "--activation", "tanh", "--widths", "3", "--x", "1", "--eta", "inf"], "finite number"),
+])
+def test_hostile_numbers_refused_quietly(argv, msg, capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = run(argv, capsys)
+    assert code == 2 and msg in err and "Traceback" not in err
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_inputs_file_non_finite(tmp_path, capsys):
+    f = tmp_path / "x.json"
+    for text in ("[[NaN, 1]]", "[[1e308, 1]]", "[[Infinity, 0]]"):
+        f.write_text(text)
+        code, _, err = run(["kernel", "--activation", "relu", "--depth", "2", "--inputs", str(f)], capsys)
+        assert code == 2 and "finite numbers" in _one_line_error(err)

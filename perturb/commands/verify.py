@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
                                            C_W=args.cw, C_b=args.cb, samples=args.samples, seed=args.seed)
         label = f"Monte Carlo ({args.samples} networks, widths {args.widths}, seed {args.seed}) vs the claim"
         if args.json:
-            out["monte_carlo"] = {"prediction": float(pred), "value": float(est.value), "stderr": float(est.stderr),
+            import numpy as np
+
+            one = lambda a: np.ravel(a)[0] if np.size(a) == 1 else a  # noqa: E731 - one output: a scalar
+            out["monte_carlo"] = {"prediction": one(pred), "value": one(est.value), "stderr": one(est.stderr),
                                   "p_value": float(v.p_value), "passed": bool(v.passed), "report": v.report(label)}
         else:
             print(v.report(label))
