@@ -131,3 +131,15 @@ def test_errors_and_cli(capsys):
     assert main(["residual-criticality", "--activation", "tanh", "--xi", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "xi" in err
+
+
+@pytest.mark.slow
+def test_tour_section_quick(tmp_path):
+    from perturb.tour import TourContext
+    from perturb.tour import s12_arch as section
+
+    lines = section.run(TourContext(out=tmp_path, quick=True))
+    spec = json.loads((tmp_path / "arch_spec.json").read_text())
+    assert [d["type"] for d in spec] == ["conv", "residual", "avg_pool", "global_avg_pool", "dense"]
+    assert any("(pass)" in s and "FAIL" not in s for s in lines)
+    assert any("ξ = 0.9" in s and "C_W = 0.54748209" in s for s in lines)
