@@ -593,8 +593,8 @@ def critical_points(activation, C_b, *, dps: int | None = None, executor=None) -
     ``executor`` is a :class:`perturb.montecarlo.Executor` (local processes or a Dask cluster;
     default serial); every point is computed on its own, so the numbers do not depend on it.
 
-    >>> [round(cp.C_W, 7) for cp in critical_points("tanh", [0.0, 0.05])]
-    [1.0, 1.7609546]
+    >>> tuple(round(cp.C_W, 7) for cp in critical_points("tanh", [0.0, 0.05]))
+    (1.0, 1.7609546)
     """
     act = _act(activation)
     cbs = [float(c) for c in np.atleast_1d(np.asarray(C_b, dtype=float))]
