@@ -50,6 +50,20 @@ def test_deep_linear_order2_equals_exact_truncation(L):
         assert _coeffs(s["var"]) == _truncate(issue[L])
 
 
+@pytest.mark.parametrize("ws, cw, lw", [
+    ((n, 2 * n), (1, sp.Rational(3, 2), sp.Rational(1, 2)), None),
+    ((2 * n, n, 3 * n), (sp.Rational(1, 2), 2, 1, sp.Rational(3, 2)), (1, sp.Rational(1, 3), 2, 1)),
+])
+def test_deep_linear_unequal_widths_and_per_layer_constants(ws, cw, lw):
+    """Layer-dependent widths (r ≠ 1) and C_W, λ_W: still the exact 1/n² truncation."""
+    from perturb.linear_exact import ntk_moments_exact
+
+    s = ntk_series_exact("linear", list(ws), [1], C_W=list(cw), C_b=0, lambda_W=lw and list(lw), lambda_b=0, order=2)
+    exact = ntk_moments_exact(list(ws), C_W=list(cw), lambda_W=lw and list(lw))
+    assert _coeffs(s["var"]) == _truncate(exact["var"])
+    assert _coeffs(s["mean"]) == _truncate(exact["mean"])
+
+
 def test_deep_linear_order1_misses_what_order2_catches():
     """At n = 8, L = 3 the order-1 variance is 18 % low (issue 13); order 2 leaves only the n⁻³ term."""
     s = ntk_series_exact("linear", [8, 8, 8], [1], C_W=1, C_b=0, order=2)
