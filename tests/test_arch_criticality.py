@@ -128,6 +128,9 @@ def test_errors_and_cli(capsys):
                  "--json"]) == 0
     fp = json.loads(capsys.readouterr().out)
     assert fp["phase"] == "chaotic" and fp["depth_q"] > 0
+    assert main(["criticality", "--activation", "tanh", "--cb", "0.3", "--xi", "0.6", "--gamma", "0.8",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["C_W"] == pytest.approx(out["C_W"], rel=1e-15)
     assert main(["residual-criticality", "--activation", "tanh", "--xi", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "xi" in err

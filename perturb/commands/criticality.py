@@ -20,6 +20,10 @@ def register(sub) -> None:
     p.add_argument("--cb-values", dest="cb_values", type=float_list, default=None, metavar="LIST",
                    help="a grid of C_b values, e.g. 0,0.1,0.2 (instead of --cb): one critical point each, "
                    "computed in parallel with --workers/--scheduler/--dask-local; JSON {\"points\": [...]}")
+    p.add_argument("--xi", type=float, default=None, metavar="XI",
+                   help="residual MLP z' = ξz + γ(b + Wσ(z)): the critical C_W of the residual recursion "
+                   "(|ξ| < 1; as perturb residual-criticality)")
+    p.add_argument("--gamma", type=float, default=None, metavar="G", help="residual branch scaling γ (default 1)")
     add_dps_arg(p)
     add_cluster_args(p, workers=True)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -49,6 +53,16 @@ def run(args) -> int:
         vertex_depth_series,
     )
 
+    if args.xi is not None or args.gamma is not None:
+        from ..errors import PerturbError
+        from .residual_criticality import run as run_residual
+
+        if args.cb_values is not None:
+            raise PerturbError("--xi/--gamma take one --cb, not --cb-values")
+        args.xi = 0.0 if args.xi is None else args.xi
+        args.gamma = 1.0 if args.gamma is None else args.gamma
+        args.cw = None
+        return run_residual(args)
     if args.cb_values is not None:
         return _run_grid(args)
     cp = critical_point(args.activation, args.cb, dps=args.dps)
