@@ -252,6 +252,12 @@ def test_cli_arch_json_and_errors(tmp_path, capsys):
     assert status == 0 and isinstance(res["ntk"][0][1], str) and len(res["ntk"][0][1].lstrip("-0.")) >= 20
     ref = kernels(tiny, X[:2, :2, :3, :1])
     assert np.allclose(np.array(res["ntk"], dtype=float), ref.ntk, rtol=1e-14, atol=0)
+    status, out, err = _cli(capsys, "--arch", a, "--inputs", x, "--out", str(tmp_path / "k.npz"))
+    assert status == 0 and "wrote nngp, ntk (3×3)" in out
+    saved = np.load(tmp_path / "k.npz")
+    assert np.array_equal(saved["nngp"], k.nngp) and np.array_equal(saved["ntk"], k.ntk)
+    status, out, err = _cli(capsys, "--arch", a, "--inputs", x, "--out", str(tmp_path / "k.txt"))
+    assert status == 2 and ".npz" in err
     status, out, err = _cli(capsys, "--arch", a, "--inputs", x, "--depth", "2")
     assert status == 2 and "--depth does not apply" in err
 

@@ -38,7 +38,7 @@ from ..infinite import Kernels, _engine, _has_delta, _mp_two_point
 from .maps import act_embedded, act_pair, direct, flatten_mean, global_mean, patch_sum, pool_window
 from .spec import Act, Architecture, AvgPool, Conv, Dense, Flatten, GlobalAvgPool, Residual
 
-__all__ = ["kernels", "check_inputs", "plan", "Plan", "MAX_BLOCK_BYTES"]
+__all__ = ["kernels", "check_inputs", "plan", "Plan", "ntk_defined", "MAX_BLOCK_BYTES"]
 
 #: default ceiling on one block's pixel-pair kernel array (bytes): small blocks keep the whole fold
 #: of a block near the caches (100 images of 8×8: blocks of 27 inputs, ~2.5× faster than one block)
@@ -165,7 +165,7 @@ def kernels(arch: Architecture, X, *, dps: int | None = None, block: int | None 
     X = check_inputs(X)
     arch.check(X.shape[1:])
     pl = plan(arch, X.shape, block=block, max_block_bytes=max_block_bytes, dps=dps)
-    want_ntk = not any(_has_delta(a.activation.derivative()) for a in _acts(arch.layers))
+    want_ntk = ntk_defined(arch)
     N, b = X.shape[0], pl.block
     starts = list(range(0, N, b))
     show = progress if progress is not None else (sys.stderr.isatty() and pl.pairs > 1)
@@ -201,6 +201,11 @@ def kernels(arch: Architecture, X, *, dps: int | None = None, block: int | None 
     if show:
         print(file=sys.stderr)
     return Kernels(nngp=nngp, ntk=ntk, methods=pl.methods)
+
+
+def ntk_defined(arch: Architecture) -> bool:
+    """False when an activation's derivative is a Dirac delta (``step``): the NTK is undefined."""
+    return not any(_has_delta(a.activation.derivative()) for a in _acts(arch.layers))
 
 
 def _progress(show, done, total):

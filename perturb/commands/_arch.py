@@ -49,10 +49,25 @@ def run_arch(args) -> int:
         raise PerturbError(f"inputs file '{args.inputs}' must hold a non-empty list of inputs "
                            "(N×d vectors, N×W×C sequences or N×H×W×C images)")
     _check_numbers(data, args.inputs)
+    out_path = None
+    if getattr(args, "out", None) is not None:          # checked before the work
+        from ..arch.fold import ntk_defined
+        from ._gram_out import check_gram_out
+
+        out_path = check_gram_out(args.out, dps=args.dps, ntk_defined=ntk_defined(arch))
     res = kernels(arch, data, dps=args.dps, block=getattr(args, "block", None))
     if res.ntk is None:
         print("perturb: note: an activation's derivative is a Dirac delta; the NTK is undefined and ntk is null",
               file=sys.stderr)
+    if out_path is not None:
+        from ._gram_out import write_gram
+
+        write_gram(out_path, res.nngp, res.ntk)
+        N = res.nngp.shape[0]
+        print(f"perturb: wrote {'nngp, ntk' if res.ntk is not None else 'nngp'} ({N}×{N}) to {out_path}",
+              file=sys.stderr if args.json else sys.stdout)
+        if not args.json:
+            return 0
     if args.json:
         emit_json(res.as_dict(), dps=args.dps)
         return 0

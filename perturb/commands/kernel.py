@@ -64,7 +64,7 @@ def _read_inputs(path: str):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise PerturbError(f"inputs must be numbers; got {v!r} in '{path}'")
             if not (math.isfinite(v) and abs(v) <= MAX_MAGNITUDE):  # json reads NaN/Infinity; 1e308 overflows
-                raise PerturbError(f"inputs must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}; "
+                raise PerturbError(f"inputs must be finite numbers (no NaN or Infinity) of magnitude at most {MAX_MAGNITUDE:g}; "
                                    f"got {v!r} in '{path}'")
     return np.asarray(data, dtype=float)
 
@@ -75,9 +75,6 @@ def run(args) -> int:
 
     if args.arch is not None:
         from ._arch import run_arch
-
-        if getattr(args, "out", None):
-            raise PerturbError("--out is not available with --arch yet; use --json")
 
         return run_arch(args)
     if args.activation is None or args.depth is None:
