@@ -212,6 +212,8 @@ def _nested(fn, L: np.ndarray, kinks, nh: int, nl: int) -> np.ndarray:
     u = [sum(L[:, i, j, None] * xs[j] for j in range(i + 1)) for i in range(m)]
     with np.errstate(over="ignore", invalid="ignore"):
         vals = fn(*u)
+    if np.ndim(vals) == w.ndim + 1:                    # several integrands stacked (gaussian.batch):
+        return np.einsum("fpq,pq->fp", vals, w)        # a non-finite value stays non-finite there
     vals = np.broadcast_to(vals, w.shape)
     bad = ~np.isfinite(vals)
     if bad.any():

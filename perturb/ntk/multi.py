@@ -34,12 +34,15 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .._compiled_cache import payload, restore
+from .._diskcache import disk_memo
 from ..activations import get_activation
 from ..compile import compile_expr
 from ..errors import PerturbError
 from ..finite.chain import _closed_atoms
 from ..gaussian import expect
 from ..gaussian.atom import GaussianExpectation
+from ..gaussian.batch import expect_batch
 from ..gaussian.dispatch import substitute_activation
 from ..montecarlo._simulate import _check_inputs
 from .chain import _check_order, _check_widths, _layer_params, require_ntk_defined
@@ -96,8 +99,16 @@ class NTKMultiStatistics:
 
 @functools.lru_cache(maxsize=MAX_INPUTS)
 def _compiled_generic(N: int):
-    """The derived map and output formulas compiled once per N for the generic σ, its atoms as leaves."""
+    """The derived map and output formulas compiled once per N for the generic σ, its atoms as
+    leaves; the compiled functions are cached on disk across processes (lambdify's source,
+    :mod:`perturb._compiled_cache`), keyed by perturb's source like the derivation itself."""
     mm = derive_ntk_multi_map(N)
+    keys, fn, okeys, ofn, atoms = disk_memo("perturb.ntk.multi.compiled_generic", (N,),
+                                            lambda: _generic_payload(N, mm))
+    return mm, keys, restore(fn), okeys, restore(ofn), atoms
+
+
+def _generic_payload(N: int, mm):
     out = derive_ntk_output(N)
     keys = [(name, k) for name in _ALL for k in mm.exprs[name]]
     exprs = [mm.exprs[name][k] for name, k in keys]
@@ -117,27 +128,41 @@ def _compiled_generic(N: int):
     args = mm.syms.args() + leaves
     fn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in exprs]), args)
     ofn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in oexprs]), args)
-    return mm, keys, fn, okeys, ofn, atoms
+    return keys, payload(fn), okeys, payload(ofn), atoms
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_atoms(activation_name: str, N: int):
     """The generic atoms with the activation substituted (each a combination of concrete atoms),
     compiled as functions of the kernel entries and the concrete atoms' values."""
-    act = get_activation(activation_name)
     mm, *_, generic = _compiled_generic(N)
+    fn, atoms = disk_memo("perturb.ntk.multi.compiled_atoms", (activation_name, N),
+                          lambda: _atoms_payload(activation_name, mm, generic))
+    return restore(fn), atoms
+
+
+def _atoms_payload(activation_name: str, mm, generic):
+    act = get_activation(activation_name)
     subbed = [substitute_activation(a, act) for a in generic]
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in subbed]), key=sp.default_sort_key)
     leaves = [sp.Dummy(f"e{i}") for i in range(len(atoms))]
     rep = dict(zip(atoms, leaves, strict=True))
     fn = compile_expr(sp.Tuple(*[e.xreplace(rep) for e in subbed]), list(mm.syms.K.values()) + leaves)
-    return fn, atoms
+    return payload(fn), atoms
 
 
 def _atom_values(atoms, Ksyms: dict, Kvals: dict, method: str, dps: int | None = None) -> list:
     """Numbers for the atoms at the numeric kernel (sub-covariances as the atoms marginalise);
     with ``dps``, mpmath values (closed forms where registered, else the high-precision rules)."""
     sub = {Ksyms[p]: Kvals[p] for p in Ksyms}
+    if not dps:       # all atoms of the layer at once: one quadrature grid per sub-covariance
+        items = []
+        for a in atoms:
+            f, cov = a.args
+            num = (np.array([[sub[cov[i, j]] for j in range(cov.shape[1])] for i in range(cov.shape[0])], dtype=float)
+                   if isinstance(cov, sp.MatrixBase) else np.asarray(sub[cov], dtype=float))
+            items.append((f, num))
+        return [float(v) for v in expect_batch(items, method=method)]
     vals = []
     for a in atoms:
         f, cov = a.args
