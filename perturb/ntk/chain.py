@@ -199,7 +199,8 @@ def _check_x(x) -> list:
 def _check_order(order) -> None:
     if order != 1 or isinstance(order, bool):
         raise NotImplementedOrderError(
-            f"NTK statistics are implemented at order 1 in 1/n only, got order {order!r}")
+            f"ntk_statistics is the order 1 fold (PDLT's H1, A, B, D, F), got order {order!r}; for order 2 use "
+            "perturb.engine.ntk_series(..., order=2)")
 
 
 def _layer_params(n_layers: int, C_W, C_b, lambda_W, lambda_b) -> tuple[list, list, list, list]:
