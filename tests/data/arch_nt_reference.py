@@ -62,6 +62,14 @@ CASES = [
       {"type": "residual", "block": [{"type": "act", "name": "erf"}, {"type": "dense", "C_W": 2.0, "C_b": 0.0}]},
       {"type": "flatten"},
       {"type": "dense", "C_W": 1.0, "C_b": 0.0}], (5, 4)),
+    # 1-D: VALID conv, pooling of sequences, then conv + relu + global pooling
+    ([{"type": "conv", "filter": [2], "padding": "VALID", "C_W": 1.4, "C_b": 0.2},
+      {"type": "act", "name": "erf"},
+      {"type": "avg_pool", "window": [2], "padding": "VALID"},
+      {"type": "conv", "filter": [3], "padding": "SAME", "C_W": 2.0, "C_b": 0.0},
+      {"type": "act", "name": "relu"},
+      {"type": "global_avg_pool"},
+      {"type": "dense", "C_W": 1.0, "C_b": 0.1}], (4, 9, 3)),
 ]
 
 
