@@ -51,10 +51,20 @@ def _finite_floats(sub) -> None:
                 a.type = real
 
 
+def _refuse_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse drops a value ``--`` (``--cb=--``) and stores ``[]`` without calling ``type``: refuse it."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    p = sub.choices.get(getattr(args, "command", None)) if sub else None
+    for a in p._actions if p else ():
+        if a.option_strings and a.nargs is None and getattr(args, a.dest, None) == []:
+            p.error(f"argument {a.option_strings[0]}: expected a value, got '--'")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``perturb`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _refuse_empty_values(parser, args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

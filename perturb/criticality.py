@@ -83,6 +83,10 @@ def _act(activation) -> Activation:
     act = get_activation(activation)
     if act.is_generic:
         raise PerturbError("criticality needs a concrete activation (e.g. tanh, relu, erf), not 'generic'")
+    if act.derivative().has(sp.DiracDelta):  # step: σ'² has no Gaussian expectation
+        raise PerturbError(f"χ_⊥ = C_W<σ'²>_K is undefined for activation '{act.name}' (its derivative has a "
+                           "Dirac delta); fixed points, susceptibilities and criticality need an activation with "
+                           "an ordinary derivative (relu, tanh, erf, ...)")
     return act
 
 

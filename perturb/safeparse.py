@@ -174,17 +174,21 @@ def parse_expression(text: str, *, symbols: Mapping[str, sp.Basic], functions: M
     toks = _tokens(text, fail)
     if implicit:
         toks = _with_implicit_products(toks, functions, symbols)
-    code, literal_at = "", {}
-    for kind, tok, _ in toks:
+    code, literal_at, starts = "", {}, []
+    for kind, tok, pos in toks:
         code += (" " if code else "")
         if kind == "num":
             literal_at[len(code)] = tok
+        starts.append((len(code), pos))
         code += tok
     try:
         tree = ast.parse(code, mode="eval")
     except SyntaxError as exc:
-        col = exc.offset or 1
-        raise error(f"cannot parse the {what} at position {col}: {exc.msg}\n  {code}\n  {' ' * (col - 1)}^") from None
+        # the offset in the joined tokens, mapped back to the user's text (one line, 1-based)
+        at = (exc.offset or 1) - 1
+        pos = next((orig + at - c for c, orig in reversed(starts) if c <= at), 0) + 1
+        where = f"at position {pos}" if pos <= len(text.rstrip()) else "at the end"
+        raise error(f"cannot parse the {what} {text!r} {where}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         fail("it is nested too deeply")
     allowed_names = ", ".join(sorted(symbols)) or "none"

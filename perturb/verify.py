@@ -140,8 +140,7 @@ def parse_claim(text: str, quantity: str = "V") -> sp.Expr:
             ast.parse(src.replace("^", "*").strip(), mode="eval")
     except SyntaxError as exc:
         col = (exc.offset or 1)
-        raise ClaimParseError(f"cannot parse the claim at position {col}: {exc.msg}\n  {src.strip()}\n  "
-                              f"{' ' * (col - 1)}^") from None
+        raise ClaimParseError(f"cannot parse the claim {src.strip()!r} at position {col}: {exc.msg}") from None
     syms = _engine_symbols()
     K = syms["K"]
 
@@ -389,8 +388,7 @@ def parse_order_claim(text: str, depth: int) -> sp.Expr:
             ast.parse(src.replace("^", "*").strip(), mode="eval")
         except SyntaxError as exc:
             col = exc.offset or 1
-            raise ClaimParseError(f"cannot parse the claim at position {col}: {exc.msg}\n  {src.strip()}\n  "
-                                  f"{' ' * (col - 1)}^") from None
+            raise ClaimParseError(f"cannot parse the claim {src.strip()!r} at position {col}: {exc.msg}") from None
     syms = _order_symbols(depth)
     expr = _parse_safely(src, {**syms, "pi": sp.pi, "E": sp.E}, MATH_FUNCTIONS, is_latex)
     if not isinstance(expr, sp.Expr):

@@ -25,6 +25,11 @@ def run(args) -> int:
 
     from ..tour import run_tour
 
+    if args.only is not None and not all(o.strip() for o in args.only):
+        from ..errors import PerturbError
+
+        raise PerturbError("--only needs a section name (e.g. s10 or kernels); an empty one would match every "
+                           "section")
     ctx = run_tour(args.out, quick=args.quick, only=args.only, progress=True if args.progress else None,
                    stream=sys.stderr if args.json else None)
     if args.json:
