@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--block", type=positive_int, default=None, metavar="B",
                    help="with --arch: inputs per block of the pixel-pair kernel (default: from a 24 MiB budget)")
     p.add_argument("--inputs", required=True, metavar="FILE.json",
-                   help="JSON list of input vectors, all of one dimension n0")
+                   help="JSON list of input vectors, all of one dimension n0 (with --arch: nested lists N×d, N×W×C or N×H×W×C)")
     p.add_argument("--lw", type=float, default=None, metavar="A", help="λ_W (default: C_W, NTK parameterisation)")
     p.add_argument("--lb", type=float, default=None, metavar="B", help="λ_b (default: C_b)")
     add_dps_arg(p)
