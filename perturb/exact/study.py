@@ -87,7 +87,7 @@ def figure(path, panels: dict[str, list[dict]]) -> None:
         ax.set_ylim(0.5, 1.5)
         ax.set_xlabel("L/n")
         ax.set_title(title, fontsize=9)
-    axes[0][0].set_ylabel("E z² / exact")
+    axes[0][0].set_ylabel("moment / exact")
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
