@@ -52,6 +52,51 @@ NUMPY_MODULES: list[Any] = [
 ]
 
 
+#: an Add with more terms than this is printed as a balanced tree of parenthesised halves
+_ADD_CHUNK = 64
+
+
+def _balanced_add(printer, expr) -> str:
+    """``a1 + ... + aN`` as ``(a1 + ... ) + ( ... + aN)``, halves recursively: the generated code
+    nests log2(N) deep instead of N, so Python's compiler does not hit its recursion limit on
+    the large sums of high-order finite-width coefficients (``cumulants --order 6``)."""
+    from sympy.printing.precedence import precedence
+
+    terms = [printer.parenthesize(t, precedence(expr)) for t in expr.args]
+
+    def tree(ts):
+        if len(ts) <= _ADD_CHUNK:
+            return " + ".join(ts)
+        mid = len(ts) // 2
+        return f"({tree(ts[:mid])}) + ({tree(ts[mid:])})"
+
+    return tree(terms)
+
+
+def _printer(base):
+    class _Balanced(base):
+        def _print_Add(self, expr, order=None):
+            if len(expr.args) <= _ADD_CHUNK:
+                return super()._print_Add(expr, order=order) if order is not None else super()._print_Add(expr)
+            return _balanced_add(self, expr)
+
+    _Balanced.__name__ = f"Balanced{base.__name__}"
+    return _Balanced
+
+
+def _lambdify(args, expr, modules, **kw):
+    """sympy.lambdify with the balanced-sum printer of the backend."""
+    from sympy.printing.numpy import NumPyPrinter
+    from sympy.printing.pycode import MpmathPrinter
+
+    base = MpmathPrinter if modules is MPMATH_MODULES else NumPyPrinter
+    # the settings sympy.lambdify gives its default printer (names of the module dicts print as themselves)
+    user_functions = {k: k for m in modules[::-1] if isinstance(m, dict) for k in m}
+    printer = _printer(base)({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+                              "user_functions": user_functions})
+    return sp.lambdify(args, expr, modules=modules, printer=printer, **kw)
+
+
 def _mp_heaviside(x, h0=None):
     if x < 0:
         return mpmath.mpf(0)
@@ -91,7 +136,7 @@ class Compiled:
     def mp_function(self) -> Callable:
         """The raw mpmath-backend function (evaluates at the caller's working precision)."""
         if self._mp is None:
-            object.__setattr__(self, "_mp", sp.lambdify(self.args, self.expr, modules=MPMATH_MODULES))
+            object.__setattr__(self, "_mp", _lambdify(self.args, self.expr, MPMATH_MODULES))
         return self._mp
 
     def mpmath(self, *values, dps: int = 30):
@@ -119,5 +164,5 @@ def compile_expr(expr: sp.Expr, args: Sequence[sp.Symbol], *, cse: bool = True) 
         from .errors import PerturbError
 
         raise PerturbError(f"cannot compile: free symbols {names} are not among the arguments")
-    fn = sp.lambdify(args, expr, modules=NUMPY_MODULES, cse=cse)
+    fn = _lambdify(args, expr, NUMPY_MODULES, cse=cse)
     return Compiled(expr=expr, args=args, _np=fn)
