@@ -255,7 +255,7 @@ def _mul_series(a: list, b: list, D: int) -> list:
     return [sp.expand(v) for v in out]
 
 
-def average(expr: sp.Expr, order: int) -> tuple[dict[int, sp.Expr], dict, set]:
+def average(expr: sp.Expr, order: int, expand: bool = True) -> tuple[dict[int, sp.Expr], dict, set]:
     """Average a conditional expectation over layer ℓ and truncate at order ``order`` in 1/n.
 
     ``expr`` is a polynomial in the observables of layer ℓ (and n, m) with atoms at Σ = S.
@@ -317,7 +317,8 @@ def average(expr: sp.Expr, order: int) -> tuple[dict[int, sp.Expr], dict, set]:
                     used_moments[a] = max(used_moments.get(a, 0), e2)
                     out.setdefault(e0 + e2, []).append(base * coef * r**e2 * moment_symbol(a, e2))
     used_refs.add("S")
-    return {e: sp.expand(sp.Add(*v)) for e, v in sorted(out.items())}, used_moments, used_refs
+    total = {e: sp.Add(*v) for e, v in sorted(out.items())}
+    return ({e: sp.expand(v) for e, v in total.items()} if expand else total), used_moments, used_refs
 
 
 # ----------------------------------------------------------------------------- the closure
@@ -362,7 +363,7 @@ def _reference(name: str) -> tuple[sp.Expr, set, set]:
 def _moment(a: MultiIndex, order: int, refs: dict) -> tuple[dict, set, set]:
     names = tuple(w for w, p in a for _ in range(p))
     shifts = tuple(_out_ref_symbol(w) for w in names)
-    vals, used_m, used_r = average(conditional_expectation(names, shifts), order)
+    vals, used_m, used_r = average(conditional_expectation(names, shifts), order, expand=False)
     sub = {_out_ref_symbol(w): refs[w] for w in set(names)}
     out = {}
     for e, v in vals.items():
