@@ -250,3 +250,11 @@ def test_inputs_file_non_finite(tmp_path, capsys):
         f.write_text(text)
         code, _, err = run(["kernel", "--activation", "relu", "--depth", "2", "--inputs", str(f)], capsys)
         assert code == 2 and "finite numbers" in _one_line_error(err)
+
+
+def test_phase_diagram_json_to_stdout(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    code, out, err = run(["phase-diagram", "--activation", "erf", "--n", "2", "--out", str(tmp_path / "p.png"),
+                          "--json", "-"], capsys)
+    d = _strict(out)
+    assert code == 0 and d["activation"] == "erf" and "wrote" in err and (tmp_path / "p.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import PerturbError
@@ -23,7 +24,7 @@ def register(sub) -> None:
     )
     p.add_argument("--activation", default="tanh", help="activation (default tanh)")
     p.add_argument("--out", required=True, help="figure file, .png or .svg")
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the data as JSON")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the data as JSON to FILE ('-': print it on stdout)")
     p.add_argument("--cb-max", dest="cb_max", type=float, default=2.0, help="largest C_b (default 2)")
     p.add_argument("--cw-min", dest="cw_min", type=float, default=0.5, help="smallest C_W (default 0.5)")
     p.add_argument("--cw-max", dest="cw_max", type=float, default=4.5, help="largest C_W (default 4.5)")
@@ -46,7 +47,7 @@ def run(args) -> int:
 
     # before the grid (minutes at large n): both output paths must be writable
     check_writable_file(out, "--out")
-    if args.json_out:
+    if args.json_out and args.json_out != "-":
         check_writable_file(args.json_out, "--json")
     if not (0 < args.cw_min < args.cw_max < float("inf")) or not 0 < args.cb_max < float("inf"):
         raise PerturbError(f"need finite 0 < cw-min < cw-max and cb-max > 0, got cw-min={args.cw_min:g}, "
@@ -58,8 +59,13 @@ def run(args) -> int:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    print(f"wrote {out}")
-    if args.json_out:
+    to_stdout = args.json_out == "-"  # --json -: the data as JSON on stdout (every command prints JSON)
+    print(f"wrote {out}", file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        from ._common import emit_json
+
+        emit_json(d.as_dict())
+    elif args.json_out:
         from .._io import atomic_write_text
 
         atomic_write_text(args.json_out, json.dumps(to_jsonable(d.as_dict()), indent=2, allow_nan=False) + "\n")
