@@ -102,9 +102,10 @@ def _chi2_product_moment(widths, K, cw, k):
     return out
 
 
-@pytest.mark.parametrize("method", ["auto", "evolution"])
-def test_linear_is_the_chi_square_product_law(method):
-    widths, cw, x = [3, 5, 2], 1.5, [1.0, -2.0]
+@pytest.mark.parametrize("method,widths", [("auto", [3, 5, 2]), ("evolution", [3, 5, 2]),
+                                           ("evolution", [1, 2, 1])])   # n = 1: no lattice at all
+def test_linear_is_the_chi_square_product_law(method, widths):
+    cw, x = 1.5, [1.0, -2.0]
     K = cw * (1 + 4) / 2
     law = exact_law("linear", widths, x, C_W=cw, method=method)
     for k in (1, 2, 3, 4):
