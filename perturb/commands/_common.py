@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import PerturbError
 
-
 #: the largest magnitude of a number given on the command line (inputs, C_W, C_b, η, ...): moments of
 #: the output are products over layers of powers of these, and overflow float64 (1e308) long before
 #: 1e308 itself; no sensible network needs more
