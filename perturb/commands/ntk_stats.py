@@ -66,7 +66,7 @@ def run(args) -> int:
 
     if args.order < 1 or args.order > MAX_ORDER:
         raise NotImplementedOrderError(f"--order {args.order} is not implemented: orders 1..{MAX_ORDER} in 1/n are "
-                                       f"(order {MAX_ORDER + 1} needs ~10x the order-{MAX_ORDER} derivation time)")
+                                       f"(the order-{MAX_ORDER + 1} map takes ~4 min of CPU to derive and is not offered yet)")
     if args.cw <= 0:
         from ..errors import PerturbError
 
