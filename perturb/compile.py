@@ -126,6 +126,11 @@ class Compiled:
     _np: Callable = field(repr=False, compare=False)
     _mp: Callable | None = field(default=None, repr=False, compare=False)
 
+    def __reduce__(self):
+        # lambdify's functions cannot be pickled; a Compiled travels as its expression and is
+        # compiled again on arrival (process pools and Dask workers receive activations this way)
+        return (compile_expr, (self.expr, self.args))
+
     def __call__(self, *values):
         out = self._np(*values)
         if np.ndim(out) == 0 and any(np.ndim(v) for v in values):

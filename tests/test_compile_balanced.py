@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import mpmath
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -35,3 +36,18 @@ def test_short_expressions_print_as_before():
 
     assert inspect.getsource(_lambdify([z], e, NUMPY_MODULES, cse=True)) == \
         inspect.getsource(sp.lambdify([z], e, modules=NUMPY_MODULES, cse=True))
+
+
+def test_compiled_objects_pickle_for_process_pools():
+    # an activation keeps its compiled derivatives; a network sent to a process pool or a Dask
+    # worker is pickled with them, and lambdify's functions cannot be pickled by reference
+    import pickle
+
+    from perturb.network import Network
+
+    net = Network("tanh", widths=(8, 8))
+    d1 = net.activation.numpy(1)
+    back = pickle.loads(pickle.dumps(net))
+    z = np.linspace(-3, 3, 7)
+    assert np.array_equal(back.activation.numpy(1)(z), d1(z))
+    assert back.activation.numpy(1).expr == d1.expr
