@@ -60,12 +60,9 @@ def run_arch(args) -> int:
         print("perturb: note: an activation's derivative is a Dirac delta; the NTK is undefined and ntk is null",
               file=sys.stderr)
     if out_path is not None:
-        from ._gram_out import write_gram
+        from ._gram_out import write_gram_and_report
 
-        write_gram(out_path, res.nngp, res.ntk)
-        N = res.nngp.shape[0]
-        print(f"perturb: wrote {'nngp, ntk' if res.ntk is not None else 'nngp'} ({N}×{N}) to {out_path}",
-              file=sys.stderr if args.json else sys.stdout)
+        write_gram_and_report(out_path, res.nngp, res.ntk, json_mode=args.json)
         if not args.json:
             return 0
     if args.json:

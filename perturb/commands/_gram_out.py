@@ -34,7 +34,7 @@ import numpy as np
 from .._io import atomic_write, check_writable_file
 from ..errors import PerturbError
 
-__all__ = ["check_gram_out", "write_gram"]
+__all__ = ["check_gram_out", "write_gram", "write_gram_and_report"]
 
 SUFFIXES = (".npz", ".npy")
 
@@ -71,3 +71,14 @@ def write_gram(path: Path, nngp: np.ndarray, ntk: np.ndarray | None) -> Path:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
     return atomic_write(path, write)
+
+
+def write_gram_and_report(path: Path, nngp: np.ndarray, ntk: np.ndarray | None, *, json_mode: bool) -> Path:
+    """:func:`write_gram`, then say what was written (on stderr when stdout carries JSON)."""
+    import sys
+
+    write_gram(path, nngp, ntk)
+    N = np.shape(nngp)[0]
+    print(f"perturb: wrote {'nngp, ntk' if ntk is not None else 'nngp'} ({N}×{N}) to {path}",
+          file=sys.stderr if json_mode else sys.stdout)
+    return path

@@ -99,14 +99,9 @@ def run(args) -> int:
         print(f"perturb: note: the NTK of '{net.activation.name}' is undefined (its derivative is a "
               "Dirac delta); ntk is null", file=sys.stderr)
     if out_path is not None:
-        import sys
+        from ._gram_out import write_gram_and_report
 
-        from ._gram_out import write_gram
-
-        write_gram(out_path, res.nngp, res.ntk)
-        N = res.nngp.shape[0]
-        print(f"perturb: wrote {'nngp, ntk' if res.ntk is not None else 'nngp'} ({N}×{N}) to {out_path}",
-              file=sys.stderr if args.json else sys.stdout)
+        write_gram_and_report(out_path, res.nngp, res.ntk, json_mode=args.json)
         if not args.json:
             if latex is not None:
                 print(latex, end="")
