@@ -47,6 +47,10 @@ def test_note_criterion():
     assert "not decreasing" in series_note([1.0, 0.05, 0.06])
     assert "of the sum" in series_note([1.0, 0.5])
     assert "E z^4" in series_note([1.0, 0.01], [3.0, 1.0])
+    # rounding remainders of exact zeros are zeros: ReLU at C_W = 2 has E z² = K at every order, and
+    # `perturb cumulants --order 4` evaluated its series (widths 3,3) in float64 as these numbers
+    assert series_note([2.0, 0.0, -2.66e-14, -5.68e-14, -3.09e-11]) is None
+    assert "not decreasing" in series_note([2.0, 0.0, 1e-3, 2e-3])  # a real tail is still flagged
 
 
 def _cumulants(*args):

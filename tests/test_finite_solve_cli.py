@@ -109,3 +109,21 @@ def test_cli_cumulants_bad_input(args, needle):
     r = _cli("cumulants", *flat, "--json")
     assert r.returncode == 2, r.stdout + r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_high_orders_evaluate_in_mpmath(monkeypatch, capsys):
+    # From AUTO_DPS_FROM_ORDER the CLI's float output is computed at AUTO_DPS digits: ReLU at C_W = 2
+    # has E z² = K exactly at every order, and float64 left rounding remainders that grow with the
+    # order (order 6 at widths 3,3: E z² 1.4e-6 below K, the last "term" -2.9e-6; measured with the
+    # float path). Lowering the threshold to 2 shows the mechanism on a cheap derivation.
+    from perturb.cli import main
+    from perturb.commands import cumulants
+
+    monkeypatch.setattr(cumulants, "AUTO_DPS_FROM_ORDER", 2)
+    argv = ["cumulants", "--activation", "relu", "--cw", "2", "--widths", "3,3", "--x", "1",
+            "--order", "2", "--series", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["moments"]["2"] == 2.0
+    assert all(abs(t) < 1e-25 for t in out["series"]["2"][1:])      # exact zeros, to 30 digits
+    assert all(isinstance(v, (int, float)) for v in out["moments"].values())  # numbers, not dps strings

@@ -39,6 +39,8 @@ RESUM_METHODS = ("log", "pade")
 RATIO = 1.0
 #: size of the last term, relative to the sum, above which a series is flagged
 LAST = 0.1
+#: terms below this fraction of the largest one count as zero (rounding remainders of exact zeros)
+NEGLIGIBLE = 1e-9
 
 
 def _terms(terms: Sequence[float]) -> list[float]:
@@ -98,7 +100,10 @@ def series_note(z2_terms: Sequence[float], z4_terms: Sequence[float] | None = No
         if K < 1:
             continue
         total = sum(c)
-        last, prev = abs(c[-1]), abs(c[-2])
+        # terms at the rounding level of the largest one are zeros (a series that terminates, e.g.
+        # ReLU's E z² = K at C_W = 2, evaluates to ±1e-14-sized remainders, not to a diverging tail)
+        floor = NEGLIGIBLE * max(abs(v) for v in c)
+        last, prev = (abs(v) if abs(v) > floor else 0.0 for v in (c[-1], c[-2]))
         if K >= 2 and prev > 0 and last > RATIO * prev:
             return (f"the 1/n series is unreliable at these widths: in {name} the order-{K} term is "
                     f"{last / prev:.3g} times the order-{K - 1} one (terms not decreasing); use "
