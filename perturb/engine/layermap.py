@@ -235,7 +235,7 @@ def _factor_series(f: sp.Expr, D: int) -> list[sp.Expr]:
     """Series in δS = S − K (degree ≤ D) of one factor of a term (an atom power or a power of S)."""
     base, p = f.as_base_exp()
     K = ref_symbol("S")
-    if base is SYMS.S:
+    if base == SYMS.S:
         return [sp.binomial(p, j) * K ** (p - j) for j in range(D + 1)]
     s = list(_atom_series(base, D))
     out = s
@@ -276,9 +276,9 @@ def average(expr: sp.Expr, order: int, expand: bool = True) -> tuple[dict[int, s
         const = sp.S.One
         for f in sp.Mul.make_args(term):
             base, p = f.as_base_exp()
-            if base is eps:
+            if base == eps:
                 e0 += int(p)
-            elif base is SYMS.S or isinstance(base, E):
+            elif base == SYMS.S or isinstance(base, E):
                 sfac.append(f)
             elif isinstance(base, sp.Symbol) and (base in wsyms or base.name[:2] in ("T_", "R_")):
                 nm = wsyms.get(base) or base.name[0] + base.name[2:]
