@@ -212,8 +212,8 @@ def layer_moment(kind: str, n, a: int, b: int) -> sp.Expr:
     kind = _kind(kind)
     a, b = int(a), int(b)
     if kind in ("linear", "abs"):
-        return sp.expand(_rising2(sp.sympify(n), a) * _rising2(sp.sympify(n) - 1, b))
-    n = sp.sympify(n)
+        return sp.expand(_rising2(sp.sympify(n, strict=True), a) * _rising2(sp.sympify(n, strict=True) - 1, b))
+    n = sp.sympify(n, strict=True)
     if n.is_Integer:
         return _relu_layer_int(int(n), a, b)
     return _relu_layer_sym(n, a, b)
@@ -391,7 +391,7 @@ def transfer_growth(kind: str, n) -> sp.Expr:
     (n + 5)/n
     """
     kind = _kind(kind)
-    n = sp.sympify(n)
+    n = sp.sympify(n, strict=True)
     r = layer_moment(kind, n, 2, 0) / layer_moment(kind, n, 1, 0) ** 2
     if kind == "relu" and not n.is_number:
         r = r.subs(sp.Pow(2, -n), 0)

@@ -700,10 +700,10 @@ def moment_symbolic(M: int, widths: Sequence[sp.Expr] | int, C_W: sp.Expr | Sequ
     cws = list(C_W) if isinstance(C_W, Sequence) else [C_W] * (L + 1)
     if len(cws) != L + 1:
         raise PerturbError(f"C_W has {len(cws)} entries; expected one per layer ({L + 1})")
-    K1 = sp.Symbol("K", positive=True) if K1 is None else sp.sympify(K1)
+    K1 = sp.Symbol("K", positive=True) if K1 is None else sp.sympify(K1, strict=True)
     out = sp.factorial2(M - 1) * K1 ** k
     for ell, n in enumerate(widths):
-        out *= (sp.sympify(cws[ell + 1]) / n) ** k * sp.factor(layer_moment_symbolic(k, sp.sympify(n)))
+        out *= (sp.sympify(cws[ell + 1], strict=True) / n) ** k * sp.factor(layer_moment_symbolic(k, sp.sympify(n, strict=True)))
     return out
 
 

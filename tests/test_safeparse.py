@@ -150,3 +150,17 @@ def test_verify_malformed_latex_says_malformed(capsys):
     assert "malformed LaTeX" in capsys.readouterr().err
     assert main(["verify", "V", "--claim", "\\frac{1} V"]) == 2
     assert "\\frac needs two braced arguments" in capsys.readouterr().err
+
+
+def test_library_numeric_parameters_refuse_strings(tmp_path):
+    # widths, C's and K1 of the exact (SymPy) folds were sympify'd: a string there would run as Python
+    from perturb.finite import FiniteWidth
+    from perturb.ntk.chain import ntk_statistics_exact
+
+    marker = tmp_path / "ran"
+    payload = _payloads(marker)[0]
+    with pytest.raises(sp.SympifyError):
+        ntk_statistics_exact("relu", [payload], [1], C_W=2, C_b=0)
+    with pytest.raises(sp.SympifyError):
+        FiniteWidth("relu", depth=1, order=1).symbolic(K1=payload, widths=[4])
+    assert not marker.exists()

@@ -170,7 +170,7 @@ def ntk_series_exact(activation, widths, x, *, C_W=1, C_b=0, lambda_W=None, lamb
 
     if isinstance(widths, (str, bytes)) or not len(widths):
         raise PerturbError(f"widths must be a non-empty list, got {widths!r}")
-    ws = tuple(sp.sympify(w) for w in widths)
+    ws = tuple(sp.sympify(w, strict=True) for w in widths)
     xs = [sp.nsimplify(v) for v in _check_x(x)]
     L1 = len(ws) + 1
 

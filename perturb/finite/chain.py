@@ -475,16 +475,16 @@ class FiniteWidth:
         cws = _per_layer(sp.Symbol("C_W", positive=True) if C_W is None else C_W, L + 1, "C_W")
         cbs = _per_layer(sp.Symbol("C_b", nonnegative=True) if C_b is None else C_b, L + 1, "C_b")
         if self.n_inputs == 1:
-            Kvals = {(0, 0): sp.Symbol("K_1", positive=True) if K1 is None else sp.sympify(K1)}
+            Kvals = {(0, 0): sp.Symbol("K_1", positive=True) if K1 is None else sp.sympify(K1, strict=True)}
         else:
-            Kvals = {pr: (self.K_symbol(1, pr) if K1 is None else sp.sympify(K1[pr[0]][pr[1]]))
+            Kvals = {pr: (self.K_symbol(1, pr) if K1 is None else sp.sympify(K1[pr[0]][pr[1]], strict=True))
                      for pr in self.lm.pairs}
         M: dict = {}
         lm = self.lm
         for ell in range(1, L + 1):
             sub = {lm.K[pr]: Kvals[pr] for pr in lm.pairs}
-            sub.update({lm.syms.C_W: sp.sympify(cws[ell]), lm.syms.C_b: sp.sympify(cbs[ell]),
-                        lm.syms.n: sp.sympify(widths[ell - 1])})
+            sub.update({lm.syms.C_W: sp.sympify(cws[ell], strict=True), lm.syms.C_b: sp.sympify(cbs[ell], strict=True),
+                        lm.syms.n: sp.sympify(widths[ell - 1], strict=True)})
             newM = {}
             for a, e in self.plan.get(ell, ()):
                 expr = _closed_atoms(substitute_activation(lm.moment(a).get(e, sp.S.Zero), self.activation))

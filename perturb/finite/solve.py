@@ -64,7 +64,7 @@ def solve_fixed_point_chain(activation="relu", *, C_W, C_b=0, order: int = 1,
     """
     act = get_activation(activation)
     lm = layer_map(1, order)
-    sub = {lm.K[(0, 0)]: K, lm.syms.C_W: sp.sympify(C_W), lm.syms.C_b: sp.sympify(C_b), lm.syms.n: N}
+    sub = {lm.K[(0, 0)]: K, lm.syms.C_W: sp.sympify(C_W, strict=True), lm.syms.C_b: sp.sympify(C_b, strict=True), lm.syms.n: N}
     kernel = sp.simplify(_closed_atoms(substitute_activation(lm.kernel()[(0, 0)], act)).xreplace(sub))
     if sp.simplify(kernel - K) != 0:
         raise PerturbError(

@@ -334,7 +334,7 @@ def ntk_statistics_exact(activation, widths: Sequence, x, *, C_W=1, C_b=0, lambd
     _check_order(order)
     if not isinstance(widths, Sequence) or not len(widths):
         raise PerturbError(f"widths must be a non-empty list, got {widths!r}")
-    ws = tuple(sp.sympify(w) for w in widths)
+    ws = tuple(sp.sympify(w, strict=True) for w in widths)
     xs = [sp.nsimplify(v) for v in _check_x(x)]
     L1 = len(ws) + 1
     conv = lambda seq, name: [sp.nsimplify(v) for v in _per_layer(seq, L1, name)]  # noqa: E731

@@ -394,7 +394,7 @@ def ntk_statistics_multi_exact(activation, widths: Sequence, X, *, C_W=1, C_b=0,
     require_ntk_defined(act)
     if not isinstance(widths, Sequence) or not len(widths):
         raise PerturbError(f"widths must be a non-empty list, got {widths!r}")
-    ws = tuple(sp.sympify(w) for w in widths)
+    ws = tuple(sp.sympify(w, strict=True) for w in widths)
     for w in ws:
         if w.is_number and not (w.is_integer and w >= 1):
             raise PerturbError(f"widths must be integers >= 1 (or symbols), got {w}")
