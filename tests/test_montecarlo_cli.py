@@ -116,3 +116,20 @@ def test_tour_section_quick(tmp_path):
     # the excess kurtosis is positive and shrinks with width (8 vs 32: ~4σ apart even in quick mode)
     k8, k32 = data["rows"][0]["excess_kurtosis"], data["rows"][2]["excess_kurtosis"]
     assert k8[0] - k32[0] > 2 * math.hypot(k8[1], k32[1])
+
+
+def test_oversized_widths_and_overflowing_ntk_are_one_line_errors(capsys):
+    # found by the slow CLI fuzzer: a width beyond int64 reached numpy ("Maximum allowed dimension
+    # exceeded" traceback), and an overflowing backward pass leaked raw RuntimeWarnings
+    import warnings
+
+    assert main(["mc", "--activation", "relu", "--widths", "99999999999999999999", "--x", "1",
+                 "--samples", "10", "--seed", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "parameters" in err and "Traceback" not in err and err.count("\n") == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["mc", "--activation", "exp(z**2)", "--cw", "1", "--widths", "2,3", "--x", "0.3,-1",
+                     "--ntk", "--weight-law", "uniform", "--samples", "100", "--seed", "0", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("perturb: error:") and err.count("\n") == 1

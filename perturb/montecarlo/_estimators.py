@@ -168,7 +168,8 @@ def jackknife(
 
 def _jk_estimate(full: np.ndarray, reps: np.ndarray, n: int) -> Estimate:
     g = reps.shape[0]
-    err = np.sqrt((g - 1) / g * np.sum((reps - reps.mean(axis=0)) ** 2, axis=0))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing error is inf: callers refuse it
+        err = np.sqrt((g - 1) / g * np.sum((reps - reps.mean(axis=0)) ** 2, axis=0))
     value = full if full.ndim else float(full)
     stderr = err if err.ndim else float(err)
     return Estimate(value, stderr, n, g - 1)

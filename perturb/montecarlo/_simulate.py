@@ -304,13 +304,17 @@ def _run_chunk(task) -> np.ndarray:
     zs, hs, out = _forward(params, X, net, f, keep=True)
     if kind == "preactivations":
         return zs
-    deltas = _deltas(params, zs, d)
-    if kind == "jacobian":
-        W1 = params[0][0]
-        return np.matmul(W1.transpose(0, 2, 1), deltas[0])[:, :, 0]  # (B, n0) for the one input
-    if kind == "ntk":
-        return _ntk_from(params, hs, deltas, net, extra)
-    raise AssertionError(kind)  # pragma: no cover
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below, in one line
+        deltas = _deltas(params, zs, d)
+        if kind == "jacobian":
+            W1 = params[0][0]
+            res, what = np.matmul(W1.transpose(0, 2, 1), deltas[0])[:, :, 0], "the Jacobian"  # (B, n0), one input
+        elif kind == "ntk":
+            res, what = _ntk_from(params, hs, deltas, net, extra), "the NTK"
+        else:  # pragma: no cover
+            raise AssertionError(kind)
+    _finite_or_raise(res, net, 1, f"{what} (backward pass)")
+    return res
 
 
 # --------------------------------------------------------------------------- driver
@@ -373,6 +377,15 @@ def _run(kind: str, net, X, n_samples, seed, *, weight_law="gaussian", chunk=Non
             f"{n_samples} samples need {need / 2**30:.1f} GiB for the result (limit "
             f"{MAX_RESULT_BYTES / 2**30:.0f} GiB); use fewer samples, or several runs with different seeds"
         )
+    if sampler == "weights":
+        fan = [X.shape[1], *net.widths, 1]
+        one = 8 * sum(a * b + b for a, b in zip(fan[:-1], fan[1:]))
+        if one > MAX_WORK_BYTES:
+            raise PerturbError(
+                f"one network of widths {','.join(map(str, net.widths))} has {one / 8:.3g} parameters "
+                f"({one / 2**30:.3g} GiB), beyond the {MAX_WORK_BYTES / 2**30:.0f} GiB limit per chunk of "
+                "explicit weights; use smaller widths, or --sampler law for forward outputs"
+            )
     if chunk is not None:
         size = _check_count(chunk, "chunk")
     elif sampler == "law":
