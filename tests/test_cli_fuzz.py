@@ -289,9 +289,12 @@ def test_fuzz_cli(cmd, data):
     check(data.draw(argv_for(cmd)))
 
 
+# derandomized too, so that CI is reproducible; explore new cases locally with
+# `pytest -m slow tests/test_cli_fuzz.py -p no:randomly --hypothesis-seed=N` and settings edited to
+# derandomize=False (random seeds 10-30 found the oversized-width and NTK-overflow bugs)
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", COMMANDS)
-@settings(max_examples=10, **_SETTINGS)
+@settings(max_examples=10, derandomize=True, **_SETTINGS)
 @given(data=st.data())
 def test_fuzz_cli_more(cmd, data):
     check(data.draw(argv_for(cmd)))
