@@ -57,15 +57,21 @@ def output_series(targets: dict, order: int) -> dict[str, list[sp.Expr]]:
     return {"mean": mean, "var": var, "cov_z2_ntk": cov_z2, "cov_sigma_ntk": cov_sigma}
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(order: int, activation_name: str):
-    act = get_activation(activation_name)
+def _instantiated(order: int, act):
+    """The derived order-``order`` map with σ substituted: (map, {key: expression}, sorted atoms)."""
     lm = derive_layer_map(order)
-    args = lm.args()
     exprs = {("ref", w): v for w, v in lm.refs.items()}
     exprs.update({("mom", a, e): v for a, d in lm.moments.items() for e, v in d.items()})
     exprs = {k: substitute_activation(v, act) for k, v in exprs.items()}
     atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs.values()]), key=sp.default_sort_key)
+    return lm, exprs, atoms
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(order: int, activation_name: str):
+    act = get_activation(activation_name)
+    lm, exprs, atoms = _instantiated(order, act)
+    args = lm.args()
     K = ref_symbol("S")
     for a in atoms:
         if a.args[1] != K:  # pragma: no cover - the derivation only produces atoms at K
@@ -181,12 +187,8 @@ def ntk_series_exact(activation, widths, x, *, C_W=1, C_b=0, lambda_W=None, lamb
     lw = cw if lambda_W is None else conv(lambda_W, "lambda_W")
     lb = cb if lambda_b is None else conv(lambda_b, "lambda_b")
     act = get_activation(activation)
-    lm = derive_layer_map(order)
+    lm, exprs, atoms = _instantiated(order, act)
     args = lm.args()
-    exprs = {("ref", w): v for w, v in lm.refs.items()}
-    exprs.update({("mom", a, e): v for a, d in lm.moments.items() for e, v in d.items()})
-    exprs = {k: substitute_activation(v, act) for k, v in exprs.items()}
-    atoms = sorted(set().union(*[e.atoms(GaussianExpectation) for e in exprs.values()]), key=sp.default_sort_key)
     closed = closed_atoms(atoms, ref_symbol("S"), "ntk_series")
     exprs = {k: e.xreplace(closed) for k, e in exprs.items()}
     norm2 = sum(v**2 for v in xs) / len(xs)
